@@ -1,0 +1,1 @@
+"""streamvsr.cli."""

@@ -1,0 +1,264 @@
+"""The ``streamvsr`` command line: ``upscale``, ``info``, ``eval``, ``bench``, ``batch``.
+
+The CLI parses options, calls ``pipeline/`` and draws progress; user errors become one line on
+stderr and a non-zero exit (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from streamvsr import __version__
+from streamvsr.errors import StreamVSRError
+
+DTYPES = {"auto": None, "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    click.echo(f"streamvsr: warning: {message}", err=True)
+
+
+class _Main(click.Group):
+    """Turns exceptions into one clear line unless ``--debug``."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        debug = "--debug" in sys.argv
+        if not debug:
+            warnings.showwarning = _warn_line
+        try:
+            return super().invoke(ctx)
+        except StreamVSRError as exc:
+            if debug:
+                raise
+            click.echo(f"streamvsr: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("streamvsr: interrupted; no output was left behind", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            if debug:
+                raise
+            click.echo(f"streamvsr: error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"streamvsr: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Main)
+@click.version_option(__version__, prog_name="streamvsr")
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def cli(debug: bool) -> None:
+    """Streaming diffusion-based video super-resolution."""
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StreamVSRError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def _resolve_dtype(dtype: str):  # noqa: ANN202
+    import torch
+
+    return None if dtype == "auto" else getattr(torch, dtype)
+
+
+def _parse_kv(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"expected KEY=VALUE, got {p!r}", param_hint="--encoder-opt")
+        k, v = p.split("=", 1)
+        out[k] = v
+    return out
+
+
+class _Bar:
+    """Progress drawing for the CLI (tqdm bar, JSON lines, or nothing)."""
+
+    def __init__(self, mode: str, json_stream):  # noqa: ANN001
+        self.mode = mode
+        self.json_stream = json_stream
+        self.bar = None
+
+    def __call__(self, p) -> None:  # noqa: ANN001
+        if self.mode == "json":
+            obj = {
+                "frames": p.frames,
+                "total": p.total,
+                "fps": round(p.fps, 3),
+                "elapsed": round(p.elapsed, 3),
+                "eta": None if p.eta is None else round(p.eta, 3),
+                "done": p.done,
+            }
+            self.json_stream.write(json.dumps(obj) + "\n")
+            self.json_stream.flush()
+        elif self.mode == "bar":
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=p.total, unit="frame", dynamic_ncols=True, file=sys.stderr)
+            self.bar.n = p.frames
+            self.bar.refresh()
+            if p.done:
+                self.bar.close()
+
+
+@cli.command()
+@click.argument("input_path", metavar="IN")
+@click.option("-o", "--output", "output", required=True, help="Output file, PNG folder, or '-' for stdout.")
+@click.option("--model", default=None, help="Model name (see `streamvsr info`); default: the embedded model.")
+@click.option("--weights", type=click.Path(), default=None, help="Local weights folder (never downloaded).")
+@click.option("--scale", type=int, default=None, help="Upscaling factor (default: the model's).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
+@click.option("--codec", default=None, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1, ...).")
+@click.option("--crf", type=int, default=None, help="Constant rate factor for the encoder.")
+@click.option("--bitrate", default=None, help="Target bitrate, e.g. 8M (instead of --crf).")
+@click.option("--pix-fmt", default=None, help="Output pixel format (default follows the input's bit depth).")
+@click.option("--encoder-opt", multiple=True, help="Extra encoder option KEY=VALUE (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "png"]), default="auto", show_default=True)
+@click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams.")
+@click.option("--start", type=float, default=None, help="Start time in seconds.")
+@click.option("--duration", type=float, default=None, help="Duration in seconds.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True)
+@click.option("--batch", type=int, default=4, show_default=True, help="Frames pushed to the model at once.")
+@click.option("--decoder", type=click.Choice(["tiny", "full"]), default=None, help="FlashVSR decoder.")
+@click.option("--color-fix", type=click.Choice(["adain", "wavelet", "none"]), default=None)
+@click.option("--attention", type=click.Choice(["auto", "flex", "dense"]), default="auto", show_default=True)
+@click.option("--flashvsr-version", type=click.Choice(["1", "1.1"]), default=None)
+@click.option("--seed", type=int, default=None, help="Seed; with a known frame count, the official noise draw.")
+def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
+    """Upscale the video IN into OUTPUT, keeping audio, subtitles, timestamps and colour tags."""
+    from streamvsr.pipeline.registry import load_model
+    from streamvsr.pipeline.run import EncodeOptions, upscale_file
+
+    if input_path != "-" and not Path(input_path).exists():
+        raise StreamVSRError(f"input not found: {input_path}")
+    device = _resolve_device(kw["device"])
+    model_opts = {
+        k: kw[k] for k in ("decoder", "color_fix", "attention", "flashvsr_version", "seed") if kw[k] is not None
+    }
+    model = load_model(
+        kw["model"],
+        weights=kw["weights"],
+        device=device,
+        dtype=_resolve_dtype(kw["dtype"]),
+        scale=kw["scale"],
+        **model_opts,
+    )
+    enc = EncodeOptions(
+        codec=kw["codec"],
+        crf=kw["crf"],
+        bitrate=kw["bitrate"],
+        pix_fmt=kw["pix_fmt"],
+        options=_parse_kv(kw["encoder_opt"]),
+        format=kw["fmt"],
+        copy_audio=not kw["no_audio"],
+        copy_subtitles=not kw["no_audio"],
+        overwrite=kw["overwrite"],
+    )
+    json_stream = sys.stderr if output == "-" else sys.stdout
+    bar = _Bar(kw["progress"], json_stream)
+    res = upscale_file(
+        input_path,
+        output,
+        model,
+        device=device,
+        encode=enc,
+        start=kw["start"],
+        duration=kw["duration"],
+        batch=kw["batch"],
+        progress=bar if kw["progress"] != "none" else None,
+    )
+    if kw["progress"] == "bar":
+        click.echo(
+            f"wrote {res.output}: {res.frames} frames {res.width}x{res.height} in {res.seconds:.1f}s"
+            f" ({res.frames / max(res.seconds, 1e-9):.2f} fps)",
+            err=True,
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(as_json: bool) -> None:
+    """Versions, devices, attention backends and available models."""
+    import platform
+
+    import av
+    import torch
+
+    from streamvsr.pipeline.registry import DEFAULT_MODEL, available_models
+
+    devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    backends = ["dense (masked SDPA)"]
+    try:
+        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
+
+        backends.append("flex (FlexAttention)")
+    except ImportError:
+        pass
+    try:
+        import block_sparse_attn  # noqa: F401
+
+        backends.append("bsa (Block-Sparse-Attention)")
+    except ImportError:
+        pass
+    data = {
+        "streamvsr": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyav": av.__version__,
+        "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+        "devices": devices,
+        "attention_backends": backends,
+        "default_model": DEFAULT_MODEL,
+        "models": {m.name: m.description for m in available_models()},
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for k, v in data.items():
+        if isinstance(v, dict):
+            click.echo(f"{k}:")
+            for kk, vv in v.items():
+                click.echo(f"  {kk:18s} {vv}")
+        elif isinstance(v, list):
+            click.echo(f"{k}: {', '.join(v)}")
+        else:
+            click.echo(f"{k}: {v}")
+
+
+def _register_optional() -> None:
+    try:
+        from streamvsr.cli.eval_cmds import bench_cmd, eval_cmd
+    except ImportError:
+        return
+    cli.add_command(eval_cmd, "eval")
+    cli.add_command(bench_cmd, "bench")
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(prog_name="streamvsr")
+
+
+if __name__ == "__main__":
+    main()

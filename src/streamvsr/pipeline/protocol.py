@@ -1,0 +1,51 @@
+"""The streaming protocol every upscaler implements.
+
+A model is fed frames in order with ``push`` and returns whatever output frames are ready;
+``flush`` ends the stream and returns the rest; ``reset`` starts a new stream. Nothing is hidden:
+all state lives in the object and is bounded by the model's window, never by the video's length.
+
+Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a streaming model declares about itself.
+
+    scale:    output size = scale x input size.
+    latency:  look-ahead in frames: the output of input frame i is ready once frame i + latency
+              has been pushed (or at flush).
+    multiple: input height and width must be multiples of this (the engine pads and crops back).
+    dtypes:   compute dtypes the model supports, preferred first.
+    """
+
+    name: str
+    scale: int
+    latency: int = 0
+    multiple: int = 1
+    dtypes: tuple[torch.dtype, ...] = field(default=(torch.float32,))
+
+
+@runtime_checkable
+class StreamingModel(Protocol):
+    spec: ModelSpec
+
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """Feed ``(T, 3, h, w)`` frames in [0, 1]; return the ``(T', 3, h*s, w*s)`` frames now ready."""
+        ...
+
+    def flush(self) -> torch.Tensor:
+        """End the stream; return every remaining output frame (extra padding frames are allowed:
+        the engine trims to exactly one output per input)."""
+        ...
+
+    def reset(self) -> None:
+        """Drop all state; the next ``push`` starts a new stream."""
+        ...

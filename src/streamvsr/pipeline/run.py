@@ -1,0 +1,219 @@
+"""Upscale one video file: decode -> model -> encode as a pipeline with bounded queues.
+
+Decoding and encoding run in their own threads; the model runs in the calling thread. Each queue
+holds at most ``queue_size`` items, so memory is bounded by the window, never by the video's length.
+Library code never prints: progress goes to the ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamvsr.errors import InputError
+from streamvsr.pipeline.engine import Engine
+from streamvsr.pipeline.protocol import StreamingModel
+
+
+@dataclass
+class Progress:
+    """One progress report: frames written so far, total if known, throughput and ETA."""
+
+    frames: int
+    total: int | None
+    fps: float
+    elapsed: float
+    eta: float | None
+    done: bool = False
+
+
+@dataclass
+class EncodeOptions:
+    codec: str | None = None
+    crf: int | None = None
+    bitrate: str | None = None
+    pix_fmt: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    format: str = "auto"
+    copy_audio: bool = True
+    copy_subtitles: bool = True
+    overwrite: bool = False
+
+
+@dataclass
+class RunResult:
+    frames: int
+    seconds: float
+    output: str
+    width: int
+    height: int
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8/uint16 -> (3, H, W) float32 in [0, 1]."""
+    scale = 255.0 if rgb.dtype == np.uint8 else 65535.0
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale)
+
+
+def to_array(frame: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8/uint16, rounded (not truncated)."""
+    peak = 255.0 if dtype == np.uint8 else 65535.0
+    x = frame.detach().float().clamp(0, 1).mul(peak).round_()
+    return x.permute(1, 2, 0).to("cpu", torch.int32).numpy().astype(dtype)
+
+
+def _producer(items: Iterator, q: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for item in items:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(_DONE)
+    except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer thread
+        q.put(_Failed(exc))
+
+
+def upscale_file(
+    src: str | Path,
+    dst: str | Path,
+    model: StreamingModel,
+    *,
+    device: str | torch.device = "cpu",
+    encode: EncodeOptions | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    batch: int = 4,
+    queue_size: int = 8,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Upscale ``src`` into ``dst`` with ``model``; the output is written atomically."""
+    from streamvsr.media import open_reader, open_writer
+
+    encode = encode or EncodeOptions()
+    engine = Engine(model, device)
+    s = model.spec.scale
+    t0 = time.perf_counter()
+    with open_reader(src, start=start, duration=duration) as reader:
+        info = reader.info
+        total = info.frame_count
+        out_w, out_h = info.width * s, info.height * s
+        stop = threading.Event()
+        dec_q: queue.Queue = queue.Queue(maxsize=queue_size)
+        enc_q: queue.Queue = queue.Queue(maxsize=queue_size)
+        dec = threading.Thread(target=_producer, args=(iter(reader), dec_q, stop), daemon=True)
+        with open_writer(
+            dst,
+            info,
+            out_w,
+            out_h,
+            codec=encode.codec,
+            crf=encode.crf,
+            bitrate=encode.bitrate,
+            pix_fmt=encode.pix_fmt,
+            options=encode.options,
+            format=encode.format,
+            copy_from=src if (encode.copy_audio or encode.copy_subtitles) else None,
+            copy_audio=encode.copy_audio,
+            copy_subtitles=encode.copy_subtitles,
+            overwrite=encode.overwrite,
+            start=start,
+            duration=duration,
+        ) as writer:
+            written = [0]
+            enc_error: list[BaseException] = []
+
+            def encoder() -> None:
+                try:
+                    while True:
+                        item = enc_q.get()
+                        if item is _DONE:
+                            return
+                        arrays, ptss = item
+                        for a, p in zip(arrays, ptss):
+                            writer.write(a, pts=p)
+                            written[0] += 1
+                            if progress is not None:
+                                el = time.perf_counter() - t0
+                                fps = written[0] / el if el > 0 else 0.0
+                                eta = (total - written[0]) / fps if (total and fps > 0) else None
+                                progress(Progress(written[0], total, fps, el, eta))
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                    enc_error.append(exc)
+                    stop.set()
+
+            enc = threading.Thread(target=encoder, daemon=True)
+            dec.start()
+            enc.start()
+            pending_pts: list[int | None] = []
+            out_dtype = np.uint8
+            try:
+                buf: list[torch.Tensor] = []
+
+                def run_model(frames: list[torch.Tensor] | None) -> None:
+                    out = engine.push(torch.stack(frames)) if frames else engine.flush()
+                    if out.shape[0] == 0:
+                        return
+                    arrays = [to_array(f, out_dtype) for f in out]
+                    ptss = [pending_pts.pop(0) for _ in arrays]
+                    while not stop.is_set():
+                        try:
+                            enc_q.put((arrays, ptss), timeout=0.1)
+                            return
+                        except queue.Full:
+                            continue
+                    if enc_error:
+                        raise enc_error[0]
+
+                while True:
+                    item = dec_q.get()
+                    if item is _DONE:
+                        break
+                    if isinstance(item, _Failed):
+                        raise item.exc
+                    if enc_error:
+                        raise enc_error[0]
+                    out_dtype = item.rgb.dtype
+                    buf.append(to_tensor(item.rgb))
+                    pending_pts.append(item.pts)
+                    if len(buf) >= batch:
+                        run_model(buf)
+                        buf = []
+                if buf:
+                    run_model(buf)
+                if engine.frames_in == 0:
+                    raise InputError(f"{src}: no video frames could be decoded")
+                run_model(None)
+                enc_q.put(_DONE)
+                enc.join()
+                if enc_error:
+                    raise enc_error[0]
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                stop.set()
+                dec.join(timeout=5)
+    el = time.perf_counter() - t0
+    if progress is not None:
+        progress(Progress(written[0], total, written[0] / el if el > 0 else 0.0, el, 0.0, done=True))
+    return RunResult(written[0], el, str(dst), out_w, out_h)
