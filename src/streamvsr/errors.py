@@ -21,3 +21,7 @@ class ModelError(StreamVSRError):
 
 class DecodeWarning(UserWarning):
     """A recoverable problem while decoding (e.g. a corrupt packet midway)."""
+
+
+class DataError(StreamVSRError):
+    """Bad training data, manifest or degradation options (empty corpus, unreadable file, bad ranges, ...)."""

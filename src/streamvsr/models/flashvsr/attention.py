@@ -1,0 +1,472 @@
+"""Locality-constrained block-sparse attention (LCSA, spec §1.10) and the streaming KV cache (§1.9).
+
+Tokens of a (f, h, w) latent grid are regrouped into windows of ``(2, 8, 8) = 128`` tokens ("blocks"),
+ordered (temporal window, row window, column window), tokens inside ordered (dt, dy, dx). Block
+selection works on block means of the post-RoPE q and k:
+
+    scores = mean(q_blk) . mean(k_blk) / sqrt(d)        (working dtype)
+    probs  = softmax(scores + local_mask)               (fp32, over key blocks)
+    keep   = probs > (k+1)-th largest of probs          (per head and query temporal window)
+
+then exact attention runs inside the kept 128x128 block pairs; a query block that keeps no key block
+outputs zeros. Two exact kernels are provided: ``dense`` (token mask + SDPA, the reference) and
+``flex`` (FlexAttention with a BlockMask; compiled on CUDA, the eager reference path on CPU).
+
+Attention tensors here are ``(B, heads, L, d)`` with L in block order.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from streamvsr.models.flashvsr.config import AttentionConfig
+
+__all__ = [
+    "KVCache",
+    "SparsePlan",
+    "block_means",
+    "causal_window_visibility",
+    "dense_block_attention",
+    "flex_block_attention",
+    "full_attention",
+    "lcsa_attention",
+    "local_block_mask",
+    "make_plan",
+    "resolve_backend",
+    "select_blocks",
+    "sparse_topk",
+    "topk_select",
+    "window_partition",
+    "window_reverse",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout
+# ----------------------------------------------------------------------------------------------
+
+
+def window_partition(x: torch.Tensor, grid: tuple[int, int, int], window: tuple[int, int, int]) -> torch.Tensor:
+    """(B, f*h*w, *C) in (f, h, w) order -> (B, f*h*w, *C) in block order."""
+    f, h, w = grid
+    wt, wh, ww = window
+    B, rest = x.shape[0], x.shape[2:]
+    x = x.reshape(B, f // wt, wt, h // wh, wh, w // ww, ww, *rest)
+    perm = (0, 1, 3, 5, 2, 4, 6, *range(7, 7 + len(rest)))
+    return x.permute(perm).reshape(B, f * h * w, *rest)
+
+
+def window_reverse(x: torch.Tensor, grid: tuple[int, int, int], window: tuple[int, int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`."""
+    f, h, w = grid
+    wt, wh, ww = window
+    B, rest = x.shape[0], x.shape[2:]
+    x = x.reshape(B, f // wt, h // wh, w // ww, wt, wh, ww, *rest)
+    perm = (0, 1, 4, 2, 5, 3, 6, *range(7, 7 + len(rest)))
+    return x.permute(perm).reshape(B, f * h * w, *rest)
+
+
+def block_means(x: torch.Tensor, block: int) -> torch.Tensor:
+    """(B, H, n*block, d) -> (B, H, n, d) mean per block, in the input dtype."""
+    B, H, L, d = x.shape
+    return x.reshape(B, H, L // block, block, d).mean(dim=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Masks and top-k
+# ----------------------------------------------------------------------------------------------
+
+
+def local_block_mask(bh: int, bw: int, local_range: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boundary-truncated local mask on a (bh, bw) block grid: (bh*bw, bh*bw) bool.
+
+    Query block (r, c) may use key block (r', c') iff r - R//2 <= r' <= r - R//2 + R - 1 (same for columns).
+    """
+    half = local_range // 2
+    r = torch.arange(bh, device=device)
+    c = torch.arange(bw, device=device)
+    dr = r[None, :] - (r[:, None] - half)  # (bh, bh): r' - lower bound
+    dc = c[None, :] - (c[:, None] - half)
+    mr = (dr >= 0) & (dr < local_range)
+    mc = (dc >= 0) & (dc < local_range)
+    m = mr[:, None, :, None] & mc[None, :, None, :]  # (bh, bw, bh, bw)
+    return m.reshape(bh * bw, bh * bw)
+
+
+def sparse_topk(nb: int, out_h: int, out_w: int, sparse_ratio: float) -> int:
+    """topk = int(Nb^2 * sparse_ratio * 768 * 1280 / (H * W)) - 1 with H, W the output pixel size."""
+    topk_ratio = sparse_ratio * 768 * 1280 / (out_h * out_w)
+    return int(nb * nb * topk_ratio) - 1
+
+
+def causal_window_visibility(
+    n_windows: int, kv_windows: int, first_windows: int = 3, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(n, n) bool: key windows a query window sees under the streaming policy.
+
+    The first ``first_windows`` windows (call 0) see each other; window i >= first_windows sees windows
+    i - kv_windows ... i (the KV cache plus itself).
+    """
+    i = torch.arange(n_windows, device=device)[:, None]
+    j = torch.arange(n_windows, device=device)[None, :]
+    first = (i < first_windows) & (j < first_windows)
+    later = (i >= first_windows) & (j <= i) & (j >= i - kv_windows)
+    return first | later
+
+
+def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.Tensor | None = None) -> torch.Tensor:
+    """Global top-k per (batch, head, query temporal window).
+
+    probs: (B, H, Nq, Nk) fp32 with Nq = nqw * nb and Nk = nkw * nb (key windows of nb blocks each).
+    window_visible: optional (nqw, nkw) bool; invisible key windows are never selected and do not
+    count towards Nk. k = min(topk, nb * visible_key_blocks - 1); the threshold is the (k+1)-th largest
+    value; entries strictly greater than it are kept. Returns (B, H, Nq, Nk) bool.
+    """
+    B, H, Nq, Nk = probs.shape
+    nqw, nkw = Nq // nb, Nk // nb
+    p = probs.reshape(B, H, nqw, nb, nkw, nb)
+    if window_visible is None:
+        flat = p.reshape(B, H, nqw, nb * Nk)
+        k = max(0, min(topk, nb * Nk - 1))
+        thr = torch.topk(flat, k + 1, dim=-1, sorted=True).values[..., k:]  # (k+1)-th largest
+        return (flat > thr).reshape(B, H, Nq, Nk)
+    vis_host = window_visible.cpu()  # small; k per query window is computed on the host (no device sync)
+    vis = window_visible.to(probs.device)
+    p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
+    flat = p.reshape(B, H, nqw, nb * Nk)
+    ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
+    top = torch.topk(flat, max(ks) + 1, dim=-1, sorted=True).values  # (B, H, nqw, kmax)
+    idx = torch.tensor(ks, device=probs.device).view(1, 1, nqw, 1).expand(B, H, nqw, 1)
+    thr = top.gather(-1, idx)
+    return (flat > thr).reshape(B, H, Nq, Nk)
+
+
+@dataclass(frozen=True)
+class SparsePlan:
+    """Per-resolution constants shared by all layers of one forward: grid, topk, local mask, backend."""
+
+    bh: int  # block rows (h / 8)
+    bw: int  # block columns (w / 8)
+    nb: int  # blocks per temporal window
+    block: int  # tokens per block (128)
+    topk: int
+    local: torch.Tensor | None  # (nb, nb) bool, None = no local constraint
+    sparse: bool
+    backend: str  # "dense" | "flex" | "full"
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """'auto' -> 'flex' on CUDA, 'dense' elsewhere."""
+    if backend == "auto":
+        return "flex" if device.type == "cuda" else "dense"
+    return backend
+
+
+def make_plan(h: int, w: int, attn: AttentionConfig, device: torch.device, patch_px: int = 16) -> SparsePlan:
+    """Plan for a token grid of h x w (output pixels = h*patch_px x w*patch_px)."""
+    wt, wh, ww = attn.window
+    if h % wh or w % ww:
+        raise ValueError(f"token grid {h}x{w} is not a multiple of the window {wh}x{ww}")
+    bh, bw = h // wh, w // ww
+    nb = bh * bw
+    topk = sparse_topk(nb, h * patch_px, w * patch_px, attn.sparse_ratio)
+    local = local_block_mask(bh, bw, attn.local_range, device) if attn.sparse else None
+    return SparsePlan(
+        bh=bh,
+        bw=bw,
+        nb=nb,
+        block=wt * wh * ww,
+        topk=topk,
+        local=local,
+        sparse=attn.sparse,
+        backend=resolve_backend(attn.backend, device),
+    )
+
+
+def select_blocks(
+    q_means: torch.Tensor,
+    k_means: torch.Tensor,
+    plan: SparsePlan,
+    window_visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Block mask (B, H, Nq, Nk) bool from block means (B, H, Nq|Nk, d) in the working dtype."""
+    B, H, Nq, d = q_means.shape
+    Nk = k_means.shape[2]
+    nqw, nkw = Nq // plan.nb, Nk // plan.nb
+    if not plan.sparse:
+        vis = torch.ones(nqw, nkw, dtype=torch.bool, device=q_means.device)
+        if window_visible is not None:
+            vis = window_visible.to(q_means.device)
+        m = vis.repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
+        return m[None, None].expand(B, H, Nq, Nk)
+    scores = torch.einsum("bhqd,bhkd->bhqk", q_means, k_means) / math.sqrt(d)  # working dtype
+    bias = torch.zeros(Nq, Nk, dtype=torch.float32, device=q_means.device)
+    local = plan.local.to(q_means.device).repeat(nqw, nkw)  # (Nq, Nk)
+    bias.masked_fill_(~local, float("-inf"))
+    if window_visible is not None:
+        wv = window_visible.to(q_means.device).repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
+        bias.masked_fill_(~wv, float("-inf"))
+    probs = torch.softmax(scores.float() + bias, dim=-1)
+    return topk_select(probs, plan.nb, plan.topk, window_visible)
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------
+
+
+def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Plain SDPA; ``mask`` (bool, broadcastable to (B, H, Lq, Lk)) True = attend."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def dense_block_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: torch.Tensor, block: int = 128
+) -> torch.Tensor:
+    """Reference kernel: expand the block mask to tokens and run masked SDPA, one head at a time.
+
+    Query blocks with no key block give zeros (never NaN, also in backward).
+    """
+    B, H, Lq, d = q.shape
+    empty = ~block_mask.any(-1)  # (B, H, Nq)
+    bm = block_mask | empty[..., None]  # attend everywhere in empty rows, zero them afterwards
+    outs = []
+    for h in range(H):
+        tok = bm[:, h, :, None, :, None].expand(-1, -1, block, -1, block)
+        tok = tok.reshape(B, 1, Lq, k.shape[2])
+        outs.append(F.scaled_dot_product_attention(q[:, h : h + 1], k[:, h : h + 1], v[:, h : h + 1], tok))
+    out = torch.cat(outs, dim=1)
+    keep = (~empty).repeat_interleave(block, dim=2)[..., None]
+    return out * keep.to(out.dtype)
+
+
+_FLEX_COMPILED = None
+
+
+def _flex_fn(compiled: bool):
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if not compiled:
+        return flex_attention
+    global _FLEX_COMPILED
+    if _FLEX_COMPILED is None:
+        _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+    return _FLEX_COMPILED
+
+
+def flex_block_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_mask: torch.Tensor,
+    block: int = 128,
+    compiled: bool | None = None,
+) -> torch.Tensor:
+    """FlexAttention kernel with a BlockMask of full 128x128 blocks; empty query blocks give zeros.
+
+    compiled: default True on CUDA. The eager path (CPU) materialises the scores through a mask_mod
+    equal to the block mask (FlexAttention's unfused reference implementation).
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    if compiled is None:
+        compiled = q.device.type == "cuda"
+    Lq, Lk = q.shape[2], k.shape[2]
+    bm = block_mask.contiguous()
+    num = bm.sum(-1, dtype=torch.int32)  # (B, H, Nq)
+    idx = torch.argsort((~bm).to(torch.int8), dim=-1, stable=True).to(torch.int32)  # selected first
+    zeros_num = torch.zeros_like(num)
+    zeros_idx = torch.zeros_like(idx)
+    mask_mod = None
+    if not compiled:
+
+        def mask_mod(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention signature
+            return bm[b, h, q_idx // block, kv_idx // block]
+
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    bmask = BlockMask.from_kv_blocks(
+        zeros_num,
+        zeros_idx,
+        num,
+        idx,
+        BLOCK_SIZE=block,
+        mask_mod=mask_mod,
+        seq_lengths=(Lq, Lk),
+        compute_q_blocks=needs_grad,  # the transposed (q-major) indices are only used by backward
+    )
+    fn = _flex_fn(compiled)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        out = fn(q, k, v, block_mask=bmask)
+    # FlexAttention writes 0 for rows without any key block (lse = -inf); tested in both modes.
+    return out
+
+
+def lcsa_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    plan: SparsePlan,
+    window_visible: torch.Tensor | None = None,
+    k_means: torch.Tensor | None = None,
+    q_means: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """LCSA on block-ordered q (B, H, Lq, d), k/v (B, H, Lk, d). Returns (B, H, Lq, d)."""
+    if plan.backend == "full":
+        mask = None
+        if window_visible is not None:
+            n = plan.nb * plan.block
+            mask = window_visible.to(q.device).repeat_interleave(n, 0).repeat_interleave(n, 1)
+        return full_attention(q, k, v, mask)
+    if q_means is None:
+        q_means = block_means(q, plan.block)
+    if k_means is None:
+        k_means = block_means(k, plan.block)
+    bm = select_blocks(q_means, k_means, plan, window_visible)
+    if plan.backend == "flex":
+        return flex_block_attention(q, k, v, bm, plan.block)
+    if plan.backend == "dense":
+        return dense_block_attention(q, k, v, bm, plan.block)
+    raise ValueError(f"unknown attention backend {plan.backend!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# KV cache
+# ----------------------------------------------------------------------------------------------
+
+
+class KVCache:
+    """Per-layer post-RoPE K, V (and K block means) of the last ``max_windows`` temporal windows.
+
+    Storage is a preallocated ring of window slots per layer, (B, heads, slots * tokens_per_window, d) in
+    block order. Key order inside the ring is the slot order, not the age order: attention and the top-k
+    selection do not depend on key order. Memory is bounded by the slot count, whatever the stream length.
+
+    spare_slot=True (default): ``max_windows + 1`` slots, so a one-window step writes its window into a
+    free slot and attends over the whole ring with no copy (fastest; one more window of memory).
+    spare_slot=False: ``max_windows`` slots; a step attends over a transient concatenation of the ring
+    and the new window(s), then writes the kept new windows into the evicted slots (least memory).
+    """
+
+    def __init__(self, num_layers: int, max_windows: int, spare_slot: bool = True):
+        self.num_layers = num_layers
+        self.max_windows = max_windows
+        self.spare_slot = spare_slot
+        self.reset()
+
+    def reset(self) -> None:
+        n = self.num_layers
+        self._k: list[torch.Tensor | None] = [None] * n
+        self._v: list[torch.Tensor | None] = [None] * n
+        self._m: list[torch.Tensor | None] = [None] * n
+        self._cap: list[int] = [0] * n
+        self._age: list[list[int]] = [[] for _ in range(n)]  # valid slots, oldest first
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None] = [None] * n
+
+    @property
+    def windows(self) -> list[int]:
+        """Cached windows per layer."""
+        return [len(a) for a in self._age]
+
+    @staticmethod
+    def _take(t: torch.Tensor, slots: list[int], cap: int) -> torch.Tensor:
+        """The given window slots of a ring tensor along dim 2 (a view when they form one run)."""
+        per = t.shape[2] // cap
+        if slots == list(range(slots[0], slots[0] + len(slots))):
+            return t[:, :, slots[0] * per : (slots[-1] + 1) * per]
+        return torch.cat([t[:, :, s * per : (s + 1) * per] for s in slots], dim=2)
+
+    def _alloc(self, layer: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, n_windows: int) -> None:
+        cap = self.max_windows + (1 if self.spare_slot else 0)
+        per, per_m = k.shape[2] // n_windows, m.shape[2] // n_windows
+        B, H = k.shape[:2]
+        self._k[layer] = k.new_empty(B, H, cap * per, k.shape[3])
+        self._v[layer] = v.new_empty(B, H, cap * per, v.shape[3])
+        self._m[layer] = m.new_empty(B, H, cap * per_m, m.shape[3])
+        self._cap[layer] = cap
+
+    def _write(self, layer: int, slot: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, j: int, n: int) -> None:
+        """Copy window j of the n-window tensors k, v, m into ``slot``."""
+        per, per_m = k.shape[2] // n, m.shape[2] // n
+        cap = self._cap[layer]
+        rk, rv, rm = self._k[layer], self._v[layer], self._m[layer]
+        rp, rpm = rk.shape[2] // cap, rm.shape[2] // cap  # type: ignore[union-attr]
+        if (rp, rpm) != (per, per_m):
+            raise ValueError("KV cache window size changed mid-stream (reset the cache for a new size)")
+        rk[:, :, slot * rp : (slot + 1) * rp] = k[:, :, j * per : (j + 1) * per]  # type: ignore[index]
+        rv[:, :, slot * rp : (slot + 1) * rp] = v[:, :, j * per : (j + 1) * per]  # type: ignore[index]
+        rm[:, :, slot * rpm : (slot + 1) * rpm] = m[:, :, j * per_m : (j + 1) * per_m]  # type: ignore[index]
+
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, k_means: torch.Tensor, n_windows: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Add ``n_windows`` new windows; return (K, V, K means, window count) to attend over (cached + new).
+
+        Call :meth:`evict` after the attention of this layer.
+        """
+        if self._k[layer] is None:
+            self._alloc(layer, k, v, k_means, n_windows)
+        age, cap = self._age[layer], self._cap[layer]
+        if len(age) + n_windows <= cap:  # room in the ring: write in place, attend over the ring
+            free = [s for s in range(cap) if s not in age][:n_windows]
+            for j, s in enumerate(free):
+                self._write(layer, s, k, v, k_means, j, n_windows)
+            self._age[layer] = age + free
+            slots = sorted(self._age[layer])
+            rk, rv, rm = self._k[layer], self._v[layer], self._m[layer]
+            return (
+                self._take(rk, slots, cap),  # type: ignore[arg-type]
+                self._take(rv, slots, cap),  # type: ignore[arg-type]
+                self._take(rm, slots, cap),  # type: ignore[arg-type]
+                len(slots),
+            )
+        # no room: attend over a transient concatenation; the new windows enter the ring at evict()
+        self._pending[layer] = (k, v, k_means, n_windows)
+        if not age:
+            return k, v, k_means, n_windows
+        old = sorted(age)
+        parts = [(self._take(t, old, cap), new) for t, new in ((self._k[layer], k), (self._v[layer], v))]
+        m_old = self._take(self._m[layer], old, cap)  # type: ignore[arg-type]
+        return (
+            torch.cat(parts[0], dim=2),
+            torch.cat(parts[1], dim=2),
+            torch.cat([m_old, k_means], dim=2),
+            len(old) + n_windows,
+        )
+
+    def evict(self, layer: int) -> None:
+        """Keep the newest ``max_windows`` windows (the freed slots are reused by the next append)."""
+        age = self._age[layer]
+        pending = self._pending[layer]
+        if pending is None:
+            if len(age) > self.max_windows:
+                self._age[layer] = age[len(age) - self.max_windows :]
+            return
+        k, v, m, n = pending
+        self._pending[layer] = None
+        keep_new = min(n, self.max_windows)
+        keep_old = age[len(age) - (self.max_windows - keep_new) :] if keep_new < self.max_windows else []
+        free = [s for s in range(self._cap[layer]) if s not in keep_old]
+        for i, j in enumerate(range(n - keep_new, n)):
+            self._write(layer, free[i], k, v, m, j, n)
+        self._age[layer] = keep_old + free[:keep_new]
+
+    def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Cached K, V, K means of ``layer`` in age order (oldest first), or None."""
+        age = self._age[layer]
+        if not age:
+            return None
+        cap = self._cap[layer]
+        return (
+            self._take(self._k[layer], age, cap),  # type: ignore[arg-type]
+            self._take(self._v[layer], age, cap),  # type: ignore[arg-type]
+            self._take(self._m[layer], age, cap),  # type: ignore[arg-type]
+        )
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for lst in (self._k, self._v, self._m) for t in lst if t is not None)

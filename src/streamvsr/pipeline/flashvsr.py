@@ -1,0 +1,413 @@
+"""Streaming FlashVSR upscaler (x4): LR frames in, SR frames out as soon as they exist.
+
+The bookkeeping follows the official Tiny-Long pipeline (spec §1.3, §1.9, §1.11.3), run incrementally:
+
+* every LR frame is bicubic-upsampled x4 to the target grid and mapped to [-1, 1];
+* the LQ projector gets frame 0 as a warm-up clip, then one clip per 4 frames (latent t <- frames
+  4t+1 .. 4t+4);
+* DiT call 0 runs once 25 frames exist (latents 0..5, bidirectional over 3 windows), then one call
+  per 8 new frames (2 latents) with a KV cache of ``kv_windows`` windows; RoPE time index = latent
+  index (unbounded);
+* one step: x0 = eps - v at t = 1000; every chunk is decoded at once (TCDecoder with the aligned LR
+  condition, or the Wan VAE decoder), colour-fixed against the bicubic LR and emitted in [0, 1].
+
+Latent t decodes to output frames 4t-3 .. 4t (latent 0 to frame 0), so call 0 emits frames 0..20 and
+call k >= 1 emits frames 8k+13 .. 8k+20. ``flush`` pads the tail with copies of the last frame up to
+F = max(25, smallest 8n+1 >= N + 4) frames and runs the remaining calls, so every input frame gets an
+output (the engine trims the extras).
+
+Noise: ``noise="stream"`` (default) draws each chunk's noise from a generator seeded with ``seed`` at
+the stream start; this differs from the official code, which draws the whole video's noise at once.
+``noise="official"`` with a known ``num_frames`` reproduces the official draw: one ``torch.randn`` of
+shape (1, 16, T, H/8, W/8) from a generator on the run's device seeded with ``seed``, in the model dtype
+(T = 2n for the official F = largest 8n+1 <= N + 4; extra latents our longer tail padding needs are drawn
+afterwards from the same generator). That tensor grows with the video (the only per-video state).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamvsr.errors import InputError, ModelError
+from streamvsr.models.flashvsr.attention import KVCache
+from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
+from streamvsr.models.flashvsr.dit import DiTState, WanDiT
+from streamvsr.pipeline.protocol import ModelSpec
+
+__all__ = [
+    "FIRST_LATENTS",
+    "STEP_LATENTS",
+    "ChunkInfo",
+    "FlashVSRUpscaler",
+    "call_schedule",
+    "lookahead",
+    "padded_frame_count",
+]
+
+SCALE = 4
+FIRST_LATENTS = 6  # latents of call 0 (3 temporal windows)
+STEP_LATENTS = 2  # latents of every later call (1 window)
+FRAMES_PER_LATENT = 4
+MIN_FRAMES = 1 + FRAMES_PER_LATENT * FIRST_LATENTS  # 25 LR frames before the first output
+
+
+# ----------------------------------------------------------------------------------------------
+# Bookkeeping (pure functions)
+# ----------------------------------------------------------------------------------------------
+
+
+def padded_frame_count(n: int) -> int:
+    """Frames after tail padding: F = max(25, smallest 8k+1 >= n + 4); gives F - 4 >= n outputs."""
+    need = max(n + 4, MIN_FRAMES)
+    step = FRAMES_PER_LATENT * STEP_LATENTS
+    return -(-(need - 1) // step) * step + 1
+
+
+def official_frame_count(n: int) -> int:
+    """The official F: largest 8k+1 <= n + 4 (the official scripts lose up to 7 tail frames)."""
+    step = FRAMES_PER_LATENT * STEP_LATENTS
+    return (n + 4 - 1) // step * step + 1
+
+
+@dataclass(frozen=True)
+class _Call:
+    a: int  # first latent
+    b: int  # one past the last latent
+    out_start: int  # first output frame
+    out_end: int  # one past the last output frame
+    need: int  # index of the last LR frame the call needs
+
+
+def call_schedule(num_latents: int) -> list[_Call]:
+    """DiT calls for ``num_latents`` (= 2n) latents: [0, 6), then [4+2k, 6+2k)."""
+    calls = []
+    a = 0
+    while a < num_latents:
+        b = a + (FIRST_LATENTS if a == 0 else STEP_LATENTS)
+        if b > num_latents:
+            break
+        out_start = 0 if a == 0 else FRAMES_PER_LATENT * a - 3
+        calls.append(_Call(a, b, out_start, FRAMES_PER_LATENT * b - 3, FRAMES_PER_LATENT * b))
+        a = b
+    return calls
+
+
+def lookahead(num_latents: int = 64) -> tuple[int, int]:
+    """(max, steady) look-ahead in frames: how far past an output frame's own index the input must go.
+
+    The first call's frame 0 waits for frame 24 (max = 24); a steady call's first frame waits 11 frames.
+    """
+    calls = call_schedule(num_latents)
+    worst = max(c.need - c.out_start for c in calls)
+    steady = max(c.need - c.out_start for c in calls[1:]) if len(calls) > 1 else worst
+    return worst, steady
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """Per-call report for the ``on_chunk`` callback (seconds are wall time, CUDA-synchronised)."""
+
+    index: int
+    latents: tuple[int, int]
+    frames: tuple[int, int]  # output frame indices [start, end)
+    dit_s: float
+    decode_s: float
+    total_s: float
+
+
+# ----------------------------------------------------------------------------------------------
+# Upscaler
+# ----------------------------------------------------------------------------------------------
+
+
+class FlashVSRUpscaler:
+    """FlashVSR as a :class:`~streamvsr.pipeline.protocol.StreamingModel` (x4).
+
+    dit, lq_proj, decoder: the modules on the run's device/dtype (decoder = ``TCDecoder`` or
+    ``WanVAEDecoder``). context: the fixed prompt tensor (1, text_len, text_dim) for models without a
+    learned context (official: ``posi_prompt.pth``). color_fix: "adain" | "wavelet" | "none".
+    lq_upsample: "torch" (bicubic a=-0.75 on floats, default) | "pillow" (official: Pillow bicubic on
+    uint8-quantised frames, on the CPU). on_chunk: called with a :class:`ChunkInfo` after every call.
+    kv_spare_slot: keep one spare KV window slot per layer (faster steady steps, one more window of
+    memory; see :class:`~streamvsr.models.flashvsr.attention.KVCache`).
+    """
+
+    def __init__(
+        self,
+        dit: WanDiT,
+        lq_proj: torch.nn.Module,
+        decoder: torch.nn.Module,
+        cfg: FlashVSRConfig,
+        *,
+        context: torch.Tensor | None = None,
+        attention: AttentionConfig | None = None,
+        color_fix: str = "adain",
+        lq_upsample: str = "torch",
+        noise: str = "stream",
+        seed: int = 0,
+        num_frames: int | None = None,
+        on_chunk: Callable[[ChunkInfo], None] | None = None,
+        kv_spare_slot: bool = True,
+        name: str = "flashvsr",
+    ):
+        if color_fix not in ("adain", "wavelet", "none"):
+            raise ModelError(f"color_fix must be adain, wavelet or none, not {color_fix!r}")
+        if lq_upsample not in ("torch", "pillow"):
+            raise ModelError(f"lq_upsample must be torch or pillow, not {lq_upsample!r}")
+        if noise not in ("stream", "official"):
+            raise ModelError(f"noise must be stream or official, not {noise!r}")
+        if noise == "official" and num_frames is None:
+            raise ModelError('noise="official" needs the number of frames (num_frames) up front')
+        if not cfg.dit.learned_context and context is None:
+            raise ModelError("this FlashVSR model needs its prompt context tensor (posi_prompt.pth)")
+        self.dit = dit
+        self.lq_proj = lq_proj
+        self.decoder = decoder
+        self.cfg = cfg
+        self.attention = attention or cfg.attention
+        self.context = context
+        self.color_fix = color_fix
+        self.lq_upsample = lq_upsample
+        self.noise = noise
+        self.seed = seed
+        self.num_frames = num_frames
+        self.on_chunk = on_chunk
+        self.kv_spare_slot = kv_spare_slot
+        self.uses_cond = getattr(getattr(decoder, "cfg", None), "cond_channels", 0) > 0
+        p = next(dit.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
+        self.max_lookahead, self.steady_lookahead = lookahead()
+        dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
+        self.spec = ModelSpec(
+            name=name, scale=SCALE, latency=self.max_lookahead, multiple=block_px // SCALE, dtypes=dtypes
+        )
+        self._state: DiTState | None = None
+        self.reset()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: FlashVSRConfig,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        decoder: str = "tc",
+        init_seed: int | None = 0,
+        **kwargs: object,
+    ) -> FlashVSRUpscaler:
+        """Randomly initialised modules of ``cfg`` (tests, benchmarks, training starts).
+
+        init_seed seeds the weight init (global RNG); ``kwargs`` go to the constructor (``seed`` = noise seed).
+        """
+        from streamvsr.models.flashvsr.lq_proj import LQProjector
+        from streamvsr.models.flashvsr.tcdecoder import TCDecoder
+        from streamvsr.models.flashvsr.wan_vae import WanVAEDecoder
+
+        device = torch.device(device)
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+        if init_seed is not None:
+            torch.manual_seed(init_seed)
+        if decoder == "tc" and cfg.decoder is None:
+            raise ModelError("this config has no TCDecoder")
+        if decoder == "vae" and cfg.vae is None:
+            raise ModelError("this config has no Wan VAE decoder")
+        if decoder not in ("tc", "vae"):
+            raise ModelError(f"decoder must be tc or vae, not {decoder!r}")
+        with torch.device(device):  # initialise in place (fast on CUDA for the official size)
+            dec = TCDecoder(cfg.decoder) if decoder == "tc" else WanVAEDecoder(cfg.vae)  # type: ignore[arg-type]
+            mods = [WanDiT(cfg.dit), LQProjector(cfg.lq_proj), dec]
+        dit, lq, dec = (m.to(device=device, dtype=dtype).eval() for m in mods)
+        return cls(dit, lq, dec, cfg, **kwargs)  # type: ignore[arg-type]
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Drop all stream state (KV cache, projector/decoder memories, buffers, noise)."""
+        self.kv = KVCache(self.cfg.dit.num_layers, self.attention.kv_windows, self.kv_spare_slot)
+        self.lq_proj.reset()
+        self.decoder.reset()
+        self._n_in = 0  # real frames received
+        self._hr: dict[int, torch.Tensor] = {}  # frame index -> (3, H, W) upsampled LR in [-1, 1]
+        self._last_hr: torch.Tensor | None = None
+        self._lq: dict[int, torch.Tensor] = {}  # latent index -> (1, h*w, dim) LQ tokens
+        self._warm = False
+        self._next_clip = 0  # next LQ clip (latent) index
+        self._call_index = 0
+        self._next_latent = 0
+        self._size: tuple[int, int] | None = None  # LR (h, w)
+        self._gen: torch.Generator | None = None
+        self._noise: torch.Tensor | None = None  # official whole-video noise
+        self._state = None  # time embedding + cross-attention K/V, recomputed per stream (cheap)
+
+    @torch.inference_mode()
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise InputError(f"expected (T, 3, H, W) frames, got {tuple(frames.shape)}")
+        if frames.shape[0] == 0:
+            return self._empty()
+        h, w = frames.shape[-2:]
+        m = self.spec.multiple
+        if h % m or w % m:
+            raise InputError(f"FlashVSR needs input sizes that are multiples of {m}, got {w}x{h} (pad first)")
+        if self._size is None:
+            self._size = (h, w)
+        elif self._size != (h, w):
+            raise InputError(f"frame size changed mid-stream: {self._size[1]}x{self._size[0]} -> {w}x{h}")
+        if self.noise == "official" and self._n_in + frames.shape[0] > self.num_frames:  # type: ignore[operator]
+            raise InputError(f'noise="official" was set up for {self.num_frames} frames; more were pushed')
+        up = self._upsample(frames)
+        for i in range(up.shape[0]):
+            self._hr[self._n_in + i] = up[i]
+        self._n_in += up.shape[0]
+        self._last_hr = up[-1]
+        return self._advance(self._n_in)
+
+    @torch.inference_mode()
+    def flush(self) -> torch.Tensor:
+        if self._n_in == 0:
+            self.reset()
+            return self._empty()
+        total = padded_frame_count(self._n_in)
+        for i in range(self._n_in, total):
+            self._hr[i] = self._last_hr  # type: ignore[assignment]
+        out = self._advance(total)
+        self.reset()
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _empty(self) -> torch.Tensor:
+        if self._size is None:
+            return torch.empty(0, 3, 0, 0, device=self.device)
+        h, w = self._size
+        return torch.empty(0, 3, h * SCALE, w * SCALE, device=self.device)
+
+    def _upsample(self, frames: torch.Tensor) -> torch.Tensor:
+        """(T, 3, h, w) [0, 1] -> (T, 3, 4h, 4w) in [-1, 1], model dtype, on the run's device."""
+        if self.lq_upsample == "pillow":
+            from streamvsr.ops.resize import resize_pillow_bicubic
+
+            u8 = frames.detach().float().clamp(0, 1).mul(255).round().to("cpu", torch.uint8)
+            u8 = u8.permute(0, 2, 3, 1).numpy()
+            size = (u8.shape[1] * SCALE, u8.shape[2] * SCALE)
+            up = np.stack([resize_pillow_bicubic(np.ascontiguousarray(f), size) for f in u8])
+            x = torch.from_numpy(up).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
+        else:
+            x = F.interpolate(frames.to(self.device, torch.float32), scale_factor=SCALE, mode="bicubic")
+            x = x.clamp(0, 1)
+        return (x * 2 - 1).to(self.dtype)
+
+    def _frames(self, a: int, b: int) -> torch.Tensor:
+        """Upsampled frames a .. b-1 as (1, 3, b-a, H, W)."""
+        return torch.stack([self._hr[i] for i in range(a, b)], dim=1)[None]
+
+    def _feed_lq(self, available: int) -> None:
+        """Feed every complete LQ clip among the first ``available`` frames to the projector."""
+        if not self._warm:
+            if available < 1:
+                return
+            self.lq_proj.step(self._frames(0, 1))
+            self._warm = True
+        c0 = self._next_clip
+        n = max(0, (available - 1) // FRAMES_PER_LATENT - c0)  # complete clips not yet fed
+        if n == 0:
+            return
+        first = FRAMES_PER_LATENT * c0 + 1
+        tokens = self.lq_proj.step(self._frames(first, first + FRAMES_PER_LATENT * n))  # (1, n*h*w, dim)
+        for i, t in enumerate(tokens.chunk(n, dim=1)):
+            self._lq[c0 + i] = t
+        self._next_clip = c0 + n
+
+    def _draw_noise(self, a: int, b: int, shape: tuple[int, int]) -> torch.Tensor:
+        """(1, 16, b-a, H8, W8) noise for latents a .. b-1."""
+        ch = self.cfg.dit.in_channels
+        if self._gen is None:
+            self._gen = torch.Generator(device=self.device)
+            self._gen.manual_seed(self.seed)
+        if self.noise == "stream":
+            return torch.randn((1, ch, b - a, *shape), generator=self._gen, device=self.device, dtype=self.dtype)
+        if self._noise is None:
+            n = self.num_frames or 0
+            ours = (padded_frame_count(n) - 1) // FRAMES_PER_LATENT
+            off = (official_frame_count(n) - 1) // FRAMES_PER_LATENT
+            off = off if off >= FIRST_LATENTS else ours
+            parts = [torch.randn((1, ch, off, *shape), generator=self._gen, device=self.device, dtype=self.dtype)]
+            if ours > off:
+                extra = torch.randn(
+                    (1, ch, ours - off, *shape), generator=self._gen, device=self.device, dtype=self.dtype
+                )
+                parts.append(extra)
+            self._noise = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+        if b > self._noise.shape[2]:
+            raise InputError(f'noise="official" was set up for {self.num_frames} frames; more were pushed')
+        return self._noise[:, :, a:b]
+
+    def _sync(self) -> None:
+        if self.on_chunk is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _advance(self, available: int) -> torch.Tensor:
+        """Run every DiT call whose LR frames (indices < ``available``) exist; return new output frames."""
+        self._feed_lq(available)
+        outs = []
+        while True:
+            a = self._next_latent
+            b = a + (FIRST_LATENTS if a == 0 else STEP_LATENTS)
+            if FRAMES_PER_LATENT * b >= available:  # the call needs frame 4b
+                break
+            outs.append(self._call(a, b))
+            self._next_latent = b
+        if not outs:
+            return self._empty()
+        return torch.cat(outs)
+
+    def _call(self, a: int, b: int) -> torch.Tensor:
+        self._sync()
+        t0 = time.perf_counter()
+        if self._state is None:
+            ctx = None if self.context is None else self.context.to(self.device)
+            self._state = self.dit.prepare(ctx, 1000.0)
+        H, W = self._last_hr.shape[-2:]  # type: ignore[union-attr]
+        lat = (H // self.cfg.latent_scale, W // self.cfg.latent_scale)
+        x = self._draw_noise(a, b, lat)
+        lq = torch.cat([self._lq.pop(i) for i in range(a, b)], dim=1)
+        pos = torch.arange(a, b, device=self.device)
+        v = self.dit.forward_chunk(x, lq, t_positions=pos, kv_cache=self.kv, attn=self.attention, state=self._state)
+        x0 = x - v  # one Euler step from sigma = 1
+        self._sync()
+        t1 = time.perf_counter()
+        s = 0 if a == 0 else FRAMES_PER_LATENT * a - 3
+        e = FRAMES_PER_LATENT * b - 3
+        ref = self._frames(s, e)  # (1, 3, n, H, W) bicubic LR of the output frames
+        if self.uses_cond:
+            out = self.decoder.decode(x0, ref)
+        else:
+            out = self.decoder.decode(x0)
+        out = out[0].transpose(0, 1)  # (n, 3, H, W)
+        if out.shape[0] != e - s:
+            raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
+        out = self._color(out, ref[0].transpose(0, 1))
+        for i in range(s, e):  # these frames are not needed any more
+            self._hr.pop(i, None)
+        self._sync()
+        t2 = time.perf_counter()
+        if self.on_chunk is not None:
+            self.on_chunk(ChunkInfo(self._call_index, (a, b), (s, e), t1 - t0, t2 - t1, t2 - t0))
+        self._call_index += 1
+        return ((out.float() + 1) * 0.5).clamp_(0, 1)
+
+    def _color(self, sr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if self.color_fix == "none":
+            return sr.clamp(-1, 1)
+        from streamvsr.ops.color import adain_color_fix, wavelet_color_fix
+
+        fn = adain_color_fix if self.color_fix == "adain" else wavelet_color_fix
+        return fn(sr, ref)

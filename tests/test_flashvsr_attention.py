@@ -1,0 +1,191 @@
+"""LCSA (spec §1.10): layout, local mask, top-k semantics, kernels (dense vs flex) and the KV cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from streamvsr.models.flashvsr.attention import (
+    KVCache,
+    block_means,
+    causal_window_visibility,
+    dense_block_attention,
+    flex_block_attention,
+    local_block_mask,
+    make_plan,
+    select_blocks,
+    sparse_topk,
+    topk_select,
+    window_partition,
+    window_reverse,
+)
+from streamvsr.models.flashvsr.config import AttentionConfig
+
+
+def test_window_partition_order_and_roundtrip() -> None:
+    f, h, w = 4, 16, 8
+    # token value = its (f, y, x) coordinates
+    ff, yy, xx = torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij")
+    coords = torch.stack([ff, yy, xx], -1).reshape(1, f * h * w, 3)
+    blk = window_partition(coords, (f, h, w), (2, 8, 8))
+    # block 0 = window (t0, r0, c0): tokens ordered (dt, dy, dx)
+    assert blk[0, 0].tolist() == [0, 0, 0]
+    assert blk[0, 1].tolist() == [0, 0, 1]
+    assert blk[0, 8].tolist() == [0, 1, 0]
+    assert blk[0, 64].tolist() == [1, 0, 0]
+    # block 1 = row window 1 of temporal window 0; block 2 = temporal window 1
+    assert blk[0, 128].tolist() == [0, 8, 0]
+    assert blk[0, 256].tolist() == [2, 0, 0]
+    assert torch.equal(window_reverse(blk, (f, h, w), (2, 8, 8)), coords)
+
+
+def test_local_mask_boundary_truncated() -> None:
+    m = local_block_mask(1, 5, 3)
+    allowed = [torch.nonzero(m[i]).flatten().tolist() for i in range(5)]
+    assert allowed == [[0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4]]
+    # even R: window r - R//2 ... r - R//2 + R - 1 (one more on the low side)
+    m4 = local_block_mask(1, 6, 4)
+    assert torch.nonzero(m4[3]).flatten().tolist() == [1, 2, 3, 4]
+    # 2-D: rows and columns combine
+    m2 = local_block_mask(3, 3, 1)
+    assert torch.equal(m2, torch.eye(9, dtype=torch.bool))
+
+
+def test_topk_formula_matches_spec_table() -> None:
+    assert sparse_topk(60, 768, 1280, 2.0) == 7199
+    assert sparse_topk(66, 768, 1408, 2.0) == 7919
+    assert sparse_topk(120, 1024, 1920, 2.0) == 14399
+    assert sparse_topk(240, 1536, 2560, 2.0) == 28799
+    assert make_plan(48, 88, AttentionConfig(), torch.device("cpu")).topk == 7919
+
+
+def test_topk_strict_greater_and_ties() -> None:
+    # one head, one query window of nb=2 blocks, one key window (Nk = 2): 4 entries
+    probs = torch.tensor([[[[0.5, 0.3], [0.3, 0.2]]]])
+    # topk=1 -> threshold = 2nd largest = 0.3; strictly greater keeps only 0.5
+    keep = topk_select(probs, nb=2, topk=1)
+    assert keep[0, 0].tolist() == [[True, False], [False, False]]
+    # topk=2 -> threshold = 3rd largest = 0.3 (tie): still only 0.5 kept
+    assert topk_select(probs, nb=2, topk=2)[0, 0].sum() == 1
+    # topk=3 -> threshold 0.2: three kept, query block 1 keeps one
+    assert topk_select(probs, nb=2, topk=3)[0, 0].tolist() == [[True, True], [True, False]]
+    # dense regime: k clamps to Nb*Nk - 1, threshold = minimum, the minimum is still dropped
+    assert topk_select(probs, nb=2, topk=100)[0, 0].sum() == 3
+
+
+def test_topk_is_per_query_window_and_respects_visibility() -> None:
+    # two query windows (nb=1) x two key windows; window 0 may not see key window 1
+    probs = torch.tensor([[[[0.9, 0.1], [0.6, 0.4]]]])
+    vis = torch.tensor([[True, False], [True, True]])
+    keep = topk_select(probs, nb=1, topk=1, window_visible=vis)
+    # window 0: one visible entry -> k = min(1, 0) = 0 -> threshold = its own value -> nothing kept
+    assert keep[0, 0, 0].tolist() == [False, False]
+    # window 1: k = 1, threshold = 0.4 -> keep 0.6 only
+    assert keep[0, 0, 1].tolist() == [True, False]
+
+
+def test_select_blocks_empty_query_block_and_local() -> None:
+    torch.manual_seed(0)
+    attn = AttentionConfig(local_range=1, sparse_ratio=0.02)
+    plan = make_plan(8, 24, attn, torch.device("cpu"))  # 1 x 3 blocks, topk small
+    assert plan.nb == 3 and plan.topk == int(9 * 0.02 * 768 * 1280 / (128 * 384)) - 1
+    qm = torch.randn(1, 2, 3, 16)
+    km = torch.randn(1, 2, 6, 16)
+    keep = select_blocks(qm, km, plan)
+    # R = 1: a query block may only use the key block at the same grid position in each window
+    allowed = local_block_mask(1, 3, 1).repeat(1, 2)
+    assert not (keep & ~allowed).any()
+    assert (keep.sum(-1) == 0).any()  # with this budget some query blocks select nothing
+
+
+def _random_case(empty_row: bool = True) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(1)
+    B, H, nq, nk, d, blk = 1, 2, 3, 5, 16, 128
+    q = torch.randn(B, H, nq * blk, d)
+    k = torch.randn(B, H, nk * blk, d)
+    v = torch.randn(B, H, nk * blk, d)
+    bm = torch.rand(B, H, nq, nk) > 0.5
+    bm[..., 0, 0] = True
+    if empty_row:
+        bm[0, 1, 2] = False
+    return q, k, v, bm
+
+
+def test_dense_kernel_matches_masked_softmax_and_zero_rows() -> None:
+    q, k, v, bm = _random_case()
+    out = dense_block_attention(q, k, v, bm)
+    assert torch.isfinite(out).all()
+    assert out[0, 1, 256:384].abs().max() == 0  # empty query block -> zeros
+    # explicit reference for one non-empty row block
+    tok = bm.repeat_interleave(128, 2).repeat_interleave(128, 3)
+    s = (q @ k.transpose(-1, -2)) / 4.0
+    s = s.masked_fill(~tok, float("-inf"))
+    ref = torch.softmax(s, -1).nan_to_num(0.0) @ v
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_dense_kernel_backward_has_no_nan() -> None:
+    q, k, v, bm = _random_case()
+    q.requires_grad_(True)
+    dense_block_attention(q, k, v, bm).sum().backward()
+    assert torch.isfinite(q.grad).all()
+    assert q.grad[0, 1, 256:384].abs().max() == 0
+
+
+def test_flex_equals_dense() -> None:
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    q, k, v, bm = _random_case()
+    dense = dense_block_attention(q, k, v, bm)
+    flex = flex_block_attention(q, k, v, bm, compiled=False)  # eager reference path on CPU
+    assert torch.isfinite(flex).all()
+    assert flex[0, 1, 256:384].abs().max() == 0
+    assert torch.allclose(flex, dense, atol=1e-5)
+
+
+def test_causal_window_visibility() -> None:
+    vis = causal_window_visibility(6, kv_windows=3, first_windows=3)
+    rows = [torch.nonzero(vis[i]).flatten().tolist() for i in range(6)]
+    assert rows == [[0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]]
+
+
+@pytest.mark.parametrize("spare", [True, False])
+def test_kv_cache_is_bounded_and_resets(spare: bool) -> None:
+    cache = KVCache(num_layers=2, max_windows=3, spare_slot=spare)
+    per = 128
+
+    def win(val: float, n: int = 1) -> torch.Tensor:  # n windows, window i holds val + i
+        return (val + torch.arange(n, dtype=torch.float32)).repeat_interleave(per).view(1, 1, n * per, 1)
+
+    k = win(0.0, 3)
+    kk, vv, mm, n = cache.append(0, k, k, block_means(k, 128), 3)  # call 0: 3 windows
+    assert n == 3 and torch.equal(kk, k) and cache.get(1) is None
+    cache.evict(0)
+    assert cache.windows[0] == 3
+    ring = cache._k[0]
+    for step in range(5):
+        new = win(1000.0 + step)
+        kk, vv, mm, n = cache.append(0, new, new, block_means(new, 128), 1)
+        assert n == 4 and kk.shape[2] == 4 * per  # 3 cached + 1 new
+        # the key set is the last 4 windows (in slot order)
+        assert sorted(mm[0, 0, :, 0].tolist()) == sorted(([0.0, 1.0, 2.0] + [1000.0 + i for i in range(step + 1)])[-4:])
+        cache.evict(0)
+        assert cache.windows[0] == 3
+        ck, _, cm = cache.get(0)  # age order, newest last
+        assert ck.shape[2] == 3 * per and cm[0, 0, -1, 0] == 1000.0 + step
+        assert cache._k[0] is ring  # no reallocation: bounded memory, written in place
+    slots = 4 if spare else 3
+    assert cache.nbytes() == slots * (2 * per * 4 + 4)
+    cache.reset()
+    assert cache.get(0) is None and cache.nbytes() == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flex_compiled_equals_dense_on_cuda() -> None:
+    q, k, v, bm = (t.cuda() for t in _random_case())
+    q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+    dense = dense_block_attention(q, k, v, bm)
+    flex = flex_block_attention(q, k, v, bm, compiled=True)
+    assert torch.isfinite(flex).all()
+    assert flex[0, 1, 256:384].abs().max() == 0  # empty query block -> zeros
+    assert (flex.float() - dense.float()).abs().max() < 2e-2

@@ -1,0 +1,197 @@
+"""Wan DiT: official layout, RoPE, streaming with a KV cache == whole-clip forward with the causal mask."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from streamvsr.models.flashvsr.attention import KVCache
+from streamvsr.models.flashvsr.config import SIZES, AttentionConfig, FlashVSRConfig
+from streamvsr.models.flashvsr.dit import (
+    WanDiT,
+    apply_rope,
+    dit_config_from_state_dict,
+    rope_angles,
+    rope_split,
+    sinusoidal_embedding,
+)
+
+TINY = SIZES["tiny"].dit
+
+
+@pytest.fixture(scope="module")
+def tiny() -> WanDiT:
+    torch.manual_seed(0)
+    return WanDiT(TINY).eval()
+
+
+def test_official_layout_on_meta() -> None:
+    cfg = SIZES["official-1.3b"].dit
+    with torch.device("meta"):
+        m = WanDiT(cfg)
+    sd = m.state_dict()
+    assert len(sd) == 825
+    assert sum(t.numel() for t in sd.values()) == 1_418_996_800
+    assert sd["patch_embedding.weight"].shape == (1536, 16, 1, 2, 2)
+    assert sd["text_embedding.0.weight"].shape == (1536, 4096)
+    assert sd["time_projection.1.weight"].shape == (9216, 1536)
+    assert sd["blocks.29.modulation"].shape == (1, 6, 1536)
+    assert sd["blocks.0.self_attn.norm_q.weight"].shape == (1536,)
+    assert sd["blocks.0.norm3.bias"].shape == (1536,)
+    assert sd["blocks.0.ffn.0.weight"].shape == (8960, 1536)
+    assert sd["head.modulation"].shape == (1, 2, 1536)
+    assert sd["head.head.weight"].shape == (64, 1536)
+    assert sum(k.startswith("blocks.0.") for k in sd) == 27
+    assert dit_config_from_state_dict(sd) == cfg
+    assert cfg.head_dim == 128 and rope_split(128) == (44, 42, 42)
+
+
+def test_config_roundtrip() -> None:
+    for cfg in SIZES.values():
+        assert FlashVSRConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_sinusoidal_cos_first() -> None:
+    e = sinusoidal_embedding(256, torch.tensor([1000.0]))
+    assert e.dtype == torch.float64 and e.shape == (1, 256)
+    w3 = 10000 ** (-3 / 128)
+    assert math.isclose(e[0, 3].item(), math.cos(1000 * w3), abs_tol=1e-12)
+    assert math.isclose(e[0, 128 + 3].item(), math.sin(1000 * w3), abs_tol=1e-12)
+
+
+def test_rope_angles_and_large_positions() -> None:
+    d = 128
+    pos = torch.tensor([5000, 5001])
+    cos, sin = rope_angles(pos, 2, 3, d)
+    assert cos.shape == (2 * 2 * 3, 64)
+    # token (f=1, y=1, x=2): pair 5 temporal, pair 22+4 row, pair 43+7 column
+    tok = 1 * 6 + 1 * 3 + 2
+    ang_t = 5001 * 10000 ** (-2 * 5 / 44)
+    ang_h = 1 * 10000 ** (-2 * 4 / 42)
+    ang_w = 2 * 10000 ** (-2 * 7 / 42)
+    assert math.isclose(cos[tok, 5].item(), math.cos(ang_t), abs_tol=1e-9)
+    assert math.isclose(sin[tok, 22 + 4].item(), math.sin(ang_h), abs_tol=1e-12)
+    assert math.isclose(cos[tok, 43 + 7].item(), math.cos(ang_w), abs_tol=1e-12)
+    # relative property far beyond the official 1024-entry table: q.k depends on the offset only
+    torch.manual_seed(0)
+    q = torch.randn(1, 1, 1, d, dtype=torch.float64)
+    k = torch.randn(1, 1, 1, d, dtype=torch.float64)
+
+    def dot(pq: int, pk: int) -> float:
+        cq, sq = rope_angles(torch.tensor([pq]), 1, 1, d)
+        ck, sk = rope_angles(torch.tensor([pk]), 1, 1, d)
+        return (apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum().item()
+
+    assert math.isclose(dot(5003, 5000), dot(3, 0), rel_tol=1e-9, abs_tol=1e-9)
+    assert not math.isclose(dot(5003, 5000), dot(5000, 5000), rel_tol=1e-3)
+
+
+def test_forward_chunk_beyond_1024(tiny: WanDiT) -> None:
+    x = torch.randn(1, 16, 2, 16, 16)
+    with torch.no_grad():
+        v = tiny.forward_chunk(x, t_positions=torch.tensor([5000, 5001]), attn=AttentionConfig(backend="dense"))
+    assert v.shape == x.shape and torch.isfinite(v).all()
+
+
+def test_unpatchify_layout(tiny: WanDiT) -> None:
+    f, h, w = 1, 2, 3
+    c = TINY.out_channels
+    y = torch.arange(f * h * w * 4 * c, dtype=torch.float32).view(1, f * h * w, 4 * c)
+    out = tiny.unpatchify(y, (f, h, w))
+    assert out.shape == (1, c, 1, 4, 6)
+    # out[c, f, 2i+a, 2j+b] = y[token(f, i, j), (2a+b)*C + c]
+    i, j, a, b, ch = 1, 2, 1, 0, 5
+    assert out[0, ch, 0, 2 * i + a, 2 * j + b] == y[0, i * w + j, (2 * a + b) * c + ch]
+
+
+def _stream(m: WanDiT, x: torch.Tensor, lq: torch.Tensor, attn: AttentionConfig, spare: bool = True) -> torch.Tensor:
+    T = x.shape[2]
+    per = lq.shape[1] // T
+    st = m.prepare()
+    cache = KVCache(TINY.num_layers, attn.kv_windows, spare_slot=spare)
+    outs = [m.forward_chunk(x[:, :, :6], lq[:, : 6 * per], 1000.0, torch.arange(6), cache, attn, st)]
+    for s in range(6, T, 2):
+        pos = torch.arange(s, s + 2)
+        outs.append(m.forward_chunk(x[:, :, s : s + 2], lq[:, s * per : (s + 2) * per], 1000.0, pos, cache, attn, st))
+        assert cache.windows[0] == min(attn.kv_windows, s // 2 + 1)
+    return torch.cat(outs, 2)
+
+
+@pytest.mark.parametrize(
+    ("backend", "spare"), [("dense", True), ("dense", False), ("full", True)]
+)  # flex == dense: test_flashvsr_attention
+def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, spare: bool) -> None:
+    torch.manual_seed(1)
+    T = 12  # call 0 (6 latents) + 3 steady calls: the cache evicts
+    x = torch.randn(1, 16, T, 16, 32)  # token grid 8 x 16: 2 blocks per window
+    lq = torch.randn(1, T * 8 * 16, TINY.dim)
+    attn = AttentionConfig(sparse_ratio=0.05, local_range=1, backend=backend)
+    with torch.no_grad():
+        ref = tiny(x, lq, attn=attn, causal=True)
+        out = _stream(tiny, x, lq, attn, spare)
+        full = tiny(x, lq)  # plain full attention, no window mask
+    assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
+    assert (full - ref).abs().max() > 1e-3  # the sparse/causal structure matters in this case
+
+
+def test_sparse_differs_from_dense_regime(tiny: WanDiT) -> None:
+    torch.manual_seed(2)
+    x = torch.randn(1, 16, 6, 16, 32)
+    with torch.no_grad():
+        sparse = tiny.forward_chunk(x, attn=AttentionConfig(sparse_ratio=0.05, local_range=1, backend="dense"))
+        nosparse = tiny.forward_chunk(x, attn=AttentionConfig(sparse=False, backend="dense"))
+        full = tiny.forward_chunk(x, attn=AttentionConfig(backend="full"))
+    assert torch.allclose(nosparse, full, atol=1e-5)
+    assert (sparse - full).abs().max() > 1e-3
+
+
+def test_segment_mask_isolates_segments(tiny: WanDiT) -> None:
+    torch.manual_seed(3)
+    x = torch.randn(1, 16, 3, 16, 16)
+    seg = torch.tensor([0, 0, 1])  # a 2-latent clip and an image packed together
+    pos = torch.tensor([0, 1, 0])
+    with torch.no_grad():
+        a = tiny(x, segment_ids=seg, t_positions=pos)
+        x2 = x.clone()
+        x2[:, :, :2] += 1.0
+        b = tiny(x2, segment_ids=seg, t_positions=pos)
+        alone = tiny(x[:, :, 2:])
+    assert torch.allclose(a[:, :, 2], b[:, :, 2], atol=1e-5)
+    assert torch.allclose(a[:, :, 2:], alone, atol=1e-5)
+    assert (a[:, :, :2] - b[:, :, :2]).abs().max() > 1e-3
+
+
+def test_gradient_checkpointing_same_grads() -> None:
+    torch.manual_seed(4)
+    m = WanDiT(TINY)
+    x = torch.randn(1, 16, 2, 16, 16)
+    t = torch.tensor([700.0])
+    grads = []
+    for ckpt in (False, True):
+        m.zero_grad()
+        m.gradient_checkpointing = ckpt
+        m(x, t=t).square().mean().backward()
+        grads.append(m.blocks[0].self_attn.q.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_text_context_path_and_prepare() -> None:
+    cfg = dataclasses.replace(TINY, learned_context=False)
+    torch.manual_seed(5)
+    m = WanDiT(cfg).eval()
+    assert not hasattr(m, "context") and "text_embedding.0.weight" in m.state_dict()
+    ctx = torch.randn(1, cfg.text_len, cfg.text_dim)
+    x = torch.randn(1, 16, 2, 16, 16)
+    with torch.no_grad():
+        st = m.prepare(ctx, 1000.0)
+        assert st.t_mod.shape == (1, 6, cfg.dim) and len(st.cross_kv) == cfg.num_layers
+        a = m.forward_chunk(x, state=st, attn=AttentionConfig(backend="dense"))
+        b = m.forward_chunk(x, context=ctx, attn=AttentionConfig(backend="dense"))
+        c = m.forward_chunk(x, context=ctx * 2, attn=AttentionConfig(backend="dense"))
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-4
+    with pytest.raises(ValueError):
+        m.prepare(None)

@@ -1,0 +1,167 @@
+"""Streaming FlashVSR upscaler: bookkeeping, frame counts, chunking invariance, noise, alignment."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from streamvsr.errors import ModelError
+from streamvsr.models.flashvsr.config import SIZES
+from streamvsr.pipeline.engine import Engine
+from streamvsr.pipeline.flashvsr import (
+    FlashVSRUpscaler,
+    call_schedule,
+    lookahead,
+    official_frame_count,
+    padded_frame_count,
+)
+
+TINY = SIZES["tiny"]
+LR = 32  # LR 32x32 -> output 128x128 = one 8x8 token block per latent window
+
+
+@pytest.fixture(scope="module")
+def up() -> FlashVSRUpscaler:
+    return FlashVSRUpscaler.from_config(TINY, seed=0)
+
+
+def test_bookkeeping_pure() -> None:
+    assert [padded_frame_count(n) for n in (1, 7, 21, 22, 29, 30, 50)] == [25, 25, 25, 33, 33, 41, 57]
+    assert official_frame_count(30) == 33 and official_frame_count(101) == 105
+    calls = call_schedule(8)
+    assert [(c.a, c.b, c.out_start, c.out_end, c.need) for c in calls] == [(0, 6, 0, 21, 24), (6, 8, 21, 29, 32)]
+    k = 3  # call k: latents 4+2k, 5+2k; outputs 8k+13 .. 8k+20; needs frame 8k+24
+    c = call_schedule(20)[k]
+    assert (c.a, c.b, c.out_start, c.out_end - 1, c.need) == (4 + 2 * k, 6 + 2 * k, 8 * k + 13, 8 * k + 20, 8 * k + 24)
+    assert lookahead() == (24, 11)
+
+
+def test_spec(up: FlashVSRUpscaler) -> None:
+    assert up.spec.scale == 4 and up.spec.multiple == 32 and up.spec.latency == 24
+
+
+@pytest.mark.parametrize("n", [1, 7, 21, 50])
+def test_one_output_per_input(up: FlashVSRUpscaler, n: int) -> None:
+    torch.manual_seed(n)
+    x = torch.rand(n, 3, LR, LR)
+    out = Engine(up).run(x, chunk=8)
+    assert out.shape == (n, 3, 4 * LR, 4 * LR)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_raw_outputs_and_timing(up: FlashVSRUpscaler) -> None:
+    up.reset()
+    x = torch.rand(33, 3, LR, LR)
+    assert up.push(x[:24]).shape[0] == 0  # nothing before 25 frames
+    assert up.push(x[24:25]).shape[0] == 21  # call 0: frames 0..20
+    assert up.push(x[25:32]).shape[0] == 0
+    assert up.push(x[32:33]).shape[0] == 8  # call 1: frames 21..28
+    assert up.kv.windows[0] == 3 and len(up._hr) <= 12  # bounded state
+    rest = up.flush()  # 33 real frames -> F = 41 -> 37 outputs in all
+    assert rest.shape[0] == 37 - 29
+    assert up.kv.get(0) is None and not up._hr  # flush ends the stream
+
+
+def _run(up: FlashVSRUpscaler, x: torch.Tensor, step: int) -> torch.Tensor:
+    up.reset()
+    outs = [up.push(x[i : i + step]) for i in range(0, x.shape[0], step)]
+    outs.append(up.flush())
+    return torch.cat([o for o in outs if o.shape[0]])
+
+
+def test_chunked_push_is_invariant(up: FlashVSRUpscaler) -> None:
+    torch.manual_seed(7)
+    x = torch.rand(26, 3, LR, LR)  # call 0, one steady call, tail padding at flush
+    ref = _run(up, x, 26)
+    assert ref.shape[0] == padded_frame_count(26) - 4
+    for step in (1, 3, 8):
+        assert torch.allclose(_run(up, x, step), ref, atol=1e-5), step
+    # the same seed gives the same stream; another seed does not
+    other = FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, seed=1)
+    first = other.push(x[:25])
+    assert first.shape[0] == 21 and (first - ref[:21]).abs().max() > 1e-4
+
+
+def _capture_noise(up: FlashVSRUpscaler) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    orig = up.dit.forward_chunk
+
+    def spy(x: torch.Tensor, *a: object, **k: object) -> torch.Tensor:
+        seen.append(x.clone())
+        return orig(x, *a, **k)
+
+    up.dit.forward_chunk = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_official_noise_is_one_whole_video_draw() -> None:
+    n = 30  # official F = 33 (8 latents); our tail padding needs F = 41 (2 more latents)
+    up = FlashVSRUpscaler.from_config(TINY, noise="official", num_frames=n, seed=123, color_fix="wavelet")
+    seen = _capture_noise(up)
+    out = Engine(up).run(torch.rand(n, 3, LR, LR), chunk=5)
+    assert out.shape[0] == n
+    used = torch.cat(seen, dim=2)
+    t_off = (official_frame_count(n) - 1) // 4
+    g = torch.Generator().manual_seed(123)
+    manual = torch.randn((1, 16, t_off, LR // 2, LR // 2), generator=g, dtype=torch.float32)
+    assert used.shape[2] == (padded_frame_count(n) - 1) // 4
+    assert torch.equal(used[:, :, :t_off], manual)
+
+
+def test_official_noise_needs_frame_count() -> None:
+    with pytest.raises(ModelError):
+        FlashVSRUpscaler.from_config(TINY, noise="official")
+
+
+def test_model_without_learned_context_needs_prompt() -> None:
+    cfg = dataclasses.replace(TINY, dit=dataclasses.replace(TINY.dit, learned_context=False))
+    with pytest.raises(ModelError):
+        FlashVSRUpscaler.from_config(cfg)
+    ctx = torch.randn(1, cfg.dit.text_len, cfg.dit.text_dim)
+    up = FlashVSRUpscaler.from_config(cfg, context=ctx)
+    assert Engine(up).run(torch.rand(2, 3, LR, LR)).shape == (2, 3, 4 * LR, 4 * LR)
+
+
+def test_lq_and_decoder_alignment(up: FlashVSRUpscaler) -> None:
+    """Frame i has the constant value i/64: check what the projector and the decoder are fed."""
+    lq_seen: list[list[float]] = []
+    cond_seen: list[list[float]] = []
+    lq_step, dec_decode = up.lq_proj.step, up.decoder.decode
+
+    def vals(fr: torch.Tensor) -> list[float]:
+        return [round((fr[0, 0, i, 0, 0].item() + 1) / 2 * 64) for i in range(fr.shape[2])]
+
+    def lq_spy(frames: torch.Tensor) -> torch.Tensor | None:
+        lq_seen.append(vals(frames))
+        return lq_step(frames)
+
+    def dec_spy(lat: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        cond_seen.append(vals(cond))
+        return dec_decode(lat, cond)
+
+    up.lq_proj.step, up.decoder.decode = lq_spy, dec_spy  # type: ignore[method-assign]
+    try:
+        up.reset()
+        x = (torch.arange(33, dtype=torch.float32) / 64).view(33, 1, 1, 1).expand(33, 3, LR, LR)
+        for i in range(33):
+            up.push(x[i : i + 1])
+    finally:
+        del up.lq_proj.step, up.decoder.decode
+    flat = [v for clip in lq_seen for v in clip]
+    assert lq_seen[0] == [0] and flat == list(range(33))  # warm-up [f0], then clips 4t+1..4t+4
+    assert all(len(c) == 4 for c in lq_seen[1:])
+    assert cond_seen == [list(range(21)), list(range(21, 29))]  # latent t <-> frames 4t-3..4t
+
+
+def test_pillow_upsample_option(up: FlashVSRUpscaler) -> None:
+    pil = FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, lq_upsample="pillow")
+    x = torch.rand(3, 3, LR, LR)
+    a, b = pil._upsample(x), up._upsample(x)
+    assert a.shape == b.shape == (3, 3, 4 * LR, 4 * LR)
+    assert a.min() >= -1 and a.max() <= 1
+    assert 0 < (a - b).abs().mean() < 0.05  # same bicubic family, different kernels
+    # uint8 quantisation: an input that is already on the 1/255 grid gives the same result
+    q = (x * 255).round() / 255
+    assert torch.equal(pil._upsample(q), a)
