@@ -154,6 +154,13 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     model_opts = {
         k: kw[k] for k in ("decoder", "color_fix", "attention", "flashvsr_version", "seed") if kw[k] is not None
     }
+    if kw["seed"] is not None and input_path != "-":
+        # the official noise draw needs the whole video's latent shape up front
+        from streamvsr.media import open_reader
+
+        with open_reader(input_path, start=kw["start"], duration=kw["duration"]) as r:
+            if r.info.frame_count_exact and r.info.frame_count:
+                model_opts["num_frames"] = r.info.frame_count
     model = load_model(
         kw["model"],
         weights=kw["weights"],

@@ -55,6 +55,68 @@ def register(entry: ModelEntry) -> None:
 register(ModelEntry("bicubic", "bicubic interpolation (classical baseline)", (2, 3, 4, 8), _bicubic))
 register(ModelEntry("lanczos", "Lanczos-3 interpolation (classical baseline)", (2, 3, 4, 8), _lanczos))
 
+EMBEDDED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def _flashvsr(
+    scale: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    weights: str | Path | None = None,
+    *,
+    decoder: str | None = None,
+    color_fix: str | None = None,
+    attention: str = "auto",
+    flashvsr_version: str | None = None,
+    seed: int | None = None,
+    num_frames: int | None = None,
+    default_folder: str | None = None,
+    **_: object,
+) -> StreamingModel:
+    """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
+
+    Official weights default to the official numerics (Pillow bicubic LQ upsampling, AdaIN colour fix);
+    ``seed`` with a known ``num_frames`` gives the official whole-video noise draw.
+    """
+    from dataclasses import replace
+
+    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
+    from streamvsr.pipeline.flashvsr_weights import load_flashvsr_folder
+
+    folder = Path(weights) if weights is not None else EMBEDDED_WEIGHTS / str(default_folder)
+    if not folder.is_dir():
+        raise ModelError(f"FlashVSR weights folder not found: {folder}")
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    cfg, mods = load_flashvsr_folder(folder, version=flashvsr_version, decoder=decoder, device=device, dtype=dtype)
+    official = not cfg.dit.learned_context
+    noise = "official" if (seed is not None and num_frames is not None) else "stream"
+    return FlashVSRUpscaler(
+        mods["dit"],
+        mods["lq_proj"],
+        mods["decoder"],
+        cfg,
+        context=mods["context"],
+        attention=replace(cfg.attention, backend=attention),
+        color_fix=color_fix or ("adain" if official else "none"),
+        lq_upsample="pillow" if official else "torch",
+        noise=noise,
+        seed=0 if seed is None else seed,
+        num_frames=num_frames if noise == "official" else None,
+        name="flashvsr",
+    )
+
+
+register(
+    ModelEntry(
+        "flashvsr",
+        "FlashVSR x4 (one-step streaming DiT); official v1/v1.1 tiny/full folders or ours (needs --weights)",
+        (4,),
+        _flashvsr,
+        needs_weights=True,
+    )
+)
+
 
 def available_models() -> list[ModelEntry]:
     return list(_REGISTRY.values())
@@ -82,3 +144,22 @@ def load_model(
     if weights is not None and not Path(weights).is_dir():
         raise ModelError(f"weights folder not found: {weights}")
     return entry.factory(scale=scale, device=torch.device(device), dtype=dtype, weights=weights, **options)
+
+
+def _stream_diffvsr(
+    scale: int, device: torch.device, dtype: torch.dtype | None, weights: str | Path | None = None, **options: object
+) -> StreamingModel:
+    from streamvsr.pipeline.streamdiffvsr import create_upscaler
+
+    return create_upscaler(weights, device=device, dtype=dtype, **options)
+
+
+register(
+    ModelEntry(
+        "stream-diffvsr",
+        "Stream-DiffVSR: causal 4-step diffusion x4 with flow-warped temporal guidance (needs --weights)",
+        (4,),
+        _stream_diffvsr,
+        needs_weights=True,
+    )
+)

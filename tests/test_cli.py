@@ -1,0 +1,138 @@
+"""End-to-end CLI tests: the whole path (decode -> engine -> encode) and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from streamvsr.media.synth import make_clip
+
+CLI = [sys.executable, "-m", "streamvsr.cli.main"]
+
+
+def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, input=input, timeout=300)
+
+
+def streams(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        audio = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
+    with av.open(str(path)) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+    return {"w": v.width, "h": v.height, "pts": pts, "audio": audio, "rate": v.average_rate}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("cli") / "in.mp4"
+    return make_clip(p, frames=13, width=40, height=30, fps=Fraction(30000, 1001), audio=True)
+
+
+def test_upscale_keeps_frames_timestamps_audio(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    r = run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--progress", "none")
+    assert r.returncode == 0, r.stderr.decode()
+    a, b = streams(clip), streams(out)
+    assert (b["w"], b["h"]) == (160, 120)
+    assert len(b["pts"]) == len(a["pts"]) == 13
+    assert b["pts"] == a["pts"]
+    assert b["audio"] == a["audio"] and len(a["audio"]) > 0  # packet copy, byte-identical
+    assert b["rate"] == Fraction(30000, 1001)
+
+
+def test_progress_json_lines(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mkv"
+    r = run("upscale", str(clip), "-o", str(out), "--model", "lanczos", "--scale", "2", "--progress", "json")
+    assert r.returncode == 0, r.stderr.decode()
+    lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert lines[-1]["done"] and lines[-1]["frames"] == 13
+    assert all({"frames", "total", "fps", "eta"} <= set(x) for x in lines)
+
+
+def test_png_output_and_no_audio(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    r = run("upscale", str(clip), "-o", str(out), "--format", "png", "--scale", "2", "--progress", "none")
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(list(out.glob("*.png"))) == 13
+
+
+def test_stdin_to_stdout(tmp_path: Path) -> None:
+    y4m = make_clip(tmp_path / "a.y4m", frames=5, width=16, height=16, codec="rawvideo", format="yuv4mpegpipe")
+    r = run("upscale", "-", "-o", "-", "--scale", "2", "--progress", "none", input=y4m.read_bytes())
+    assert r.returncode == 0, r.stderr.decode()
+    piped = tmp_path / "piped.mkv"
+    piped.write_bytes(r.stdout)
+    s = streams(piped)
+    assert (s["w"], s["h"], len(s["pts"])) == (32, 32, 5)
+
+
+def _err(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode != 0
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines  # one clear line, no traceback
+    assert "Traceback" not in r.stderr.decode()
+    return lines[0]
+
+
+def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    assert "not found" in _err(run("upscale", str(tmp_path / "missing.mp4"), "-o", str(out)))
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    _err(run("upscale", str(text), "-o", str(out), "--progress", "none"))
+    assert not out.exists()
+    assert "scale" in _err(run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--scale", "5"))
+    assert "unknown model" in _err(run("upscale", str(clip), "-o", str(out), "--model", "nope"))
+    _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))
+    _err(run("upscale", str(clip), "-o", str(clip), "--overwrite", "--progress", "none"))
+    assert clip.exists() and clip.stat().st_size > 0  # the input is never overwritten
+    out.write_bytes(b"old")
+    _err(run("upscale", str(clip), "-o", str(out), "--progress", "none"))
+    assert out.read_bytes() == b"old"  # existing output kept without --overwrite
+    r = run("upscale", str(clip), "-o", str(out), "--progress", "none", "--overwrite", "--scale", "2")
+    assert r.returncode == 0 and out.stat().st_size > 3
+
+
+def test_zero_frames(tmp_path: Path) -> None:
+    p = tmp_path / "audio_only.mka"
+    with av.open(str(p), "w") as c:
+        s = c.add_stream("aac", rate=48000)
+        import numpy as np
+
+        for i in range(10):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate = 48000
+            fr.pts = i * 1024
+            for pk in s.encode(fr):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    _err(run("upscale", str(p), "-o", str(tmp_path / "o.mp4"), "--progress", "none"))
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_info_json() -> None:
+    r = run("info", "--json")
+    assert r.returncode == 0
+    data = json.loads(r.stdout)
+    assert "bicubic" in data["models"] and "flashvsr" in data["models"]
+    assert any(b.startswith("dense") for b in data["attention_backends"])
+
+
+def test_flashvsr_tiny_official_folder_through_cli(tmp_path: Path) -> None:
+    weights = tmp_path / "w"
+    subprocess.run([sys.executable, "scripts/make_tiny_official.py", str(weights)], check=True, capture_output=True)
+    src = make_clip(tmp_path / "in.mp4", frames=9, width=24, height=16, audio=True)
+    out = tmp_path / "o.mp4"
+    r = run("upscale", str(src), "-o", str(out), "--model", "flashvsr", "--weights", str(weights), "--progress", "none")
+    assert r.returncode == 0, r.stderr.decode()
+    s = streams(out)
+    assert (s["w"], s["h"], len(s["pts"])) == (96, 64, 9)
+    assert s["audio"] == streams(src)["audio"]
