@@ -1,0 +1,168 @@
+"""Training losses as pure functions.
+
+References: [FlashVSR] Zhuang et al., arXiv 2510.12747 (spec flashvsr.md §1.4, §5); [RF] Liu et al. 2022,
+"Flow Straight and Fast" (rectified flow); [SD3] Esser et al. 2024 (timestep shift); [LPIPS] Zhang et al.
+2018; [VAE] Kingma & Welling 2014; [Charbonnier] Charbonnier et al. 1994 / Lai et al. 2017 (LapSRN).
+
+Pixel tensors are in [-1, 1]. Every loss returns a scalar mean unless noted. Perceptual losses are
+pluggable: any callable ``(x, y) -> per-sample or scalar distance`` on (N, 3, H, W) images in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "PerceptualFn",
+    "charbonnier",
+    "flow_matching_loss",
+    "flow_matching_target",
+    "flow_matching_xt",
+    "kl_diag_gaussian",
+    "l1",
+    "mse",
+    "perceptual",
+    "psnr",
+    "sample_flow_timesteps",
+    "shift_timesteps",
+    "tc_decoder_loss",
+    "video_to_images",
+    "x0_from_velocity",
+]
+
+PerceptualFn = Callable[[Tensor, Tensor], Tensor]
+
+
+# --- pixel losses ----------------------------------------------------------------------------------------
+
+
+def l1(x: Tensor, y: Tensor) -> Tensor:
+    """Mean absolute error, mean |x - y|."""
+    return (x.float() - y.float()).abs().mean()
+
+
+def mse(x: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error, mean (x - y)^2 (the ||x - x_gt||^2 term of [FlashVSR] Eq. 3 and Stage 3)."""
+    return (x.float() - y.float()).square().mean()
+
+
+def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
+    """Charbonnier loss, mean sqrt((x - y)^2 + eps^2): a smooth L1 [Charbonnier]."""
+    d = x.float() - y.float()
+    return torch.sqrt(d * d + eps * eps).mean()
+
+
+def psnr(x: Tensor, y: Tensor, data_range: float = 2.0) -> Tensor:
+    """PSNR in dB over the whole tensor, 10 log10(range^2 / MSE); range 2 for [-1, 1] data."""
+    err = (x.float() - y.float()).square().mean().clamp_min(1e-12)
+    return 10.0 * torch.log10(torch.tensor(data_range**2, device=err.device) / err)
+
+
+def video_to_images(v: Tensor) -> Tensor:
+    """(B, C, F, H, W) -> (B*F, C, H, W), so image losses (LPIPS) apply per frame."""
+    b, c, f, h, w = v.shape
+    return v.transpose(1, 2).reshape(b * f, c, h, w)
+
+
+def perceptual(fn: PerceptualFn | None, x: Tensor, y: Tensor) -> Tensor:
+    """Mean perceptual distance (e.g. LPIPS [LPIPS]) of images or videos; 0 when ``fn`` is None."""
+    if fn is None:
+        return x.new_zeros((), dtype=torch.float32)
+    if x.ndim == 5:
+        x, y = video_to_images(x), video_to_images(y)
+    return fn(x, y).float().mean()
+
+
+# --- latent regulariser ----------------------------------------------------------------------------------
+
+
+def kl_diag_gaussian(mean: Tensor, logvar: Tensor | None) -> Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per latent element, averaged ([VAE] App. B):
+
+    0.5 * (mean^2 + exp(logvar) - 1 - logvar). With ``logvar`` None (deterministic encoder) it is the L2
+    penalty 0.5 * mean^2.
+    """
+    m = mean.float()
+    if logvar is None:
+        return 0.5 * m.square().mean()
+    lv = logvar.float()
+    return 0.5 * (m.square() + lv.exp() - 1.0 - lv).mean()
+
+
+# --- flow matching ---------------------------------------------------------------------------------------
+
+
+def flow_matching_xt(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """Rectified-flow interpolation x_t = (1 - t) x0 + t eps ([RF] Eq. 1, data at t = 0); t in [0, 1].
+
+    t = 1 is pure noise, matching FlashVSR's one step from sigma = 1 (spec §1.4).
+    """
+    tt = t.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
+    return (1.0 - tt) * x0 + tt * noise
+
+
+def flow_matching_target(x0: Tensor, noise: Tensor) -> Tensor:
+    """Velocity target v = d x_t / dt = eps - x0 [RF] Eq. 1."""
+    return noise - x0
+
+
+def x0_from_velocity(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
+    """Clean estimate x0 = x_t - t v; at t = 1 this is FlashVSR's x0 = eps - v (spec §1.4)."""
+    tt = t.reshape(-1, *([1] * (x_t.ndim - 1))).to(x_t.dtype)
+    return x_t - tt * v
+
+
+def flow_matching_loss(v_pred: Tensor, x0: Tensor, noise: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Flow-matching loss E ||v_theta(x_t, t) - (eps - x0)||^2 [RF] Eq. 1 ([FlashVSR] Stages 1-2, L_FM).
+
+    weight: optional per-sample weights (B,), e.g. a timestep weighting; the result is their weighted mean.
+    """
+    err = (v_pred.float() - flow_matching_target(x0.float(), noise.float())).square()
+    per_sample = err.reshape(err.shape[0], -1).mean(dim=1)
+    if weight is None:
+        return per_sample.mean()
+    w = weight.float().reshape(-1)
+    return (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def shift_timesteps(t: Tensor, shift: float) -> Tensor:
+    """Timestep shift t' = s t / (1 + (s - 1) t) ([SD3] resolution-dependent shift); FlashVSR uses s = 5."""
+    return shift * t / (1.0 + (shift - 1.0) * t)
+
+
+def sample_flow_timesteps(
+    n: int,
+    shift: float = 1.0,
+    logit_normal: bool = True,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Training timesteps in (0, 1): logit-normal(0, 1) [SD3] §3.1 or uniform, then shifted."""
+    if logit_normal:
+        t = torch.sigmoid(torch.randn(n, generator=generator, device=device))
+    else:
+        t = torch.rand(n, generator=generator, device=device)
+    return shift_timesteps(t, shift) if shift != 1.0 else t
+
+
+# --- decoder distillation --------------------------------------------------------------------------------
+
+
+def tc_decoder_loss(
+    x: Tensor,
+    x_gt: Tensor,
+    x_vae: Tensor | None = None,
+    perceptual_fn: PerceptualFn | None = None,
+    lam: float = 2.0,
+) -> Tensor:
+    """TC-decoder loss [FlashVSR] Eq. 3: ||x - x_gt||^2 + lam LPIPS(x, x_gt) + ||x - x_vae||^2 + lam LPIPS(x, x_vae).
+
+    x_vae is the frozen autoencoder's decoding of the same latents (omit it to drop those two terms).
+    """
+    loss = mse(x, x_gt) + lam * perceptual(perceptual_fn, x, x_gt)
+    if x_vae is not None:
+        loss = loss + mse(x, x_vae) + lam * perceptual(perceptual_fn, x, x_vae)
+    return loss
