@@ -136,3 +136,25 @@ def test_flashvsr_tiny_official_folder_through_cli(tmp_path: Path) -> None:
     s = streams(out)
     assert (s["w"], s["h"], len(s["pts"])) == (96, 64, 9)
     assert s["audio"] == streams(src)["audio"]
+
+
+def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_clip(src / f"v{i}.mp4", frames=4, width=16, height=16)
+    (src / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    r = run("batch", str(src), str(out), "--scale", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    assert sorted(p.name for p in out.iterdir()) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    assert streams(out / "v1.mp4")["w"] == 32
+    r = run("batch", str(src), str(out), "--scale", "2")
+    assert b"nothing to do" in r.stderr
+
+    from streamvsr.pipeline.jobs import plan_jobs
+
+    (out / "v1.mp4").unlink()
+    assert [j.src.name for j in plan_jobs(src, out)] == ["v1.mp4"]
+    ranks = [[j.src.name for j in plan_jobs(src, tmp_path / "none", rank=k, world=2)] for k in range(2)]
+    assert ranks == [["v0.mp4", "v2.mp4"], ["v1.mp4"]]

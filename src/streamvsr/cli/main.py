@@ -202,6 +202,62 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
 
 
 @cli.command()
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Model name; default: the embedded model.")
+@click.option("--weights", type=click.Path(), default=None)
+@click.option("--scale", type=int, default=None)
+@click.option("--device", default="auto", show_default=True, help="auto uses cuda:LOCAL_RANK under torchrun.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
+@click.option("--suffix", default=None, help="Output container suffix (default: the input's).")
+@click.option("--codec", default=None)
+@click.option("--crf", type=int, default=None)
+@click.option("--no-audio", is_flag=True)
+def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
+    """Upscale every video of IN_DIR into OUT_DIR; finished outputs are skipped.
+
+    Several GPUs: ``torchrun --nproc_per_node=N -m streamvsr.cli.main batch IN OUT`` (one stream per GPU,
+    the model loaded once per GPU).
+    """
+    import os
+
+    import torch
+
+    from streamvsr.pipeline.jobs import plan_jobs, rank_and_world, run_jobs
+    from streamvsr.pipeline.registry import load_model
+    from streamvsr.pipeline.run import EncodeOptions, upscale_file
+
+    rank, world = rank_and_world()
+    device = kw["device"]
+    if device == "auto" and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    device = _resolve_device(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = plan_jobs(in_dir, out_dir, kw["suffix"], rank, world)
+    if not jobs:
+        click.echo(f"[rank {rank}] nothing to do", err=True)
+        return
+    model = load_model(
+        kw["model"], weights=kw["weights"], device=device, dtype=_resolve_dtype(kw["dtype"]), scale=kw["scale"]
+    )
+    enc = EncodeOptions(codec=kw["codec"], crf=kw["crf"], copy_audio=not kw["no_audio"])
+    enc.copy_subtitles = not kw["no_audio"]
+
+    def one(job) -> None:  # noqa: ANN001
+        res = upscale_file(job.src, job.dst, model, device=device, encode=enc)
+        msg = f"{job.src.name} -> {job.dst.name}: {res.frames} frames in {res.seconds:.1f}s"
+        click.echo(f"[rank {rank}] {msg}", err=True)
+
+    def fail(job, exc: Exception) -> None:  # noqa: ANN001
+        click.echo(f"streamvsr: error: {job.src.name}: {exc}", err=True)
+
+    done, failed = run_jobs(jobs, one, fail)
+    click.echo(f"[rank {rank}] {done} done, {failed} failed", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(as_json: bool) -> None:
     """Versions, devices, attention backends and available models."""
