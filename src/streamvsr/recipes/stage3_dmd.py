@@ -1,0 +1,278 @@
+"""Stage 3: one-step distribution-matching distillation (DMD) of the sparse-causal model.
+
+    python -m streamvsr.recipes.stage3_dmd --run-dir runs/s3 --size small --init runs/s2 --teacher runs/s1 \\
+        --tcdecoder runs/tc --data ../shared/data/train --max-samples 5000
+    torchrun --nproc_per_node=N -m streamvsr.recipes.stage3_dmd ...
+    python -m streamvsr.recipes.stage3_dmd --run-dir runs/s3 --size small --tcdecoder runs/tc \\
+        --export-only --export weights/flashvsr-small      # the final inference folder
+
+Models ([FlashVSR] §3.2 Stage 3, Fig. 2; spec §5):
+
+* generator G (trainable, init ``--init`` = the stage-2 run): the inference model. ONE step from pure noise,
+  x0 = eps - G(eps, t = 1000, LQ) (spec §1.4), with block-sparse causal attention over the whole clip (the
+  streaming-equivalent window mask), all latents at the same timestep;
+* real score (frozen): the ``--teacher`` (stage 1, full attention by default; ``--teacher-attn causal`` for a
+  stage-2 teacher);
+* fake score (trainable, initialised as a copy of the teacher): trained with flow matching on G's detached samples,
+  so it tracks the distribution of G's latents.
+
+Generator loss ([FlashVSR] total loss): L_DMD + mse_weight ||x - x_gt||^2 + lpips_weight LPIPS(x, x_gt), lpips
+weight 2. L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shifted U(t_min, t_max); the gradient
+(fake_x0(x_t) - real_x0(x_t)) / mean|x0 - real_x0(x_t)| is applied to x0 through
+0.5 ||x0 - sg(x0 - grad)||^2. Pixel terms: 2 randomly chosen consecutive latents are decoded with the frozen
+TCDecoder (its memory of the earlier latents computed without gradient) and compared with the HR frames they
+decode to. Fake loss: L_FM(fake) on G's detached samples (``--fake-steps`` updates per generator update).
+Two optimisers and two EMA states (generator: exported; fake: kept in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from streamvsr.errors import DataError, ModelError
+from streamvsr.recipes.stage1_teacher import cli, run_main
+from streamvsr.train import losses
+from streamvsr.train.checkpoint import find_latest
+from streamvsr.train.distributed import DistInfo, autocast, barrier, seed_everything, wrap_model
+from streamvsr.train.ema import EMA
+from streamvsr.train.flashvsr_common import (
+    TIMESTEPS,
+    ClipBatches,
+    FlashVSRNet,
+    TrainSession,
+    add_common_args,
+    add_dit_args,
+    batch_iterator,
+    build_perceptual,
+    check_clip_len,
+    decode_latent_pair,
+    dmd_loss,
+    export_flashvsr,
+    flow_matching_pair,
+    generate_x0,
+    hr_for_latents,
+    load_context,
+    load_net_state,
+    load_tcdecoder,
+    lq_input_frames,
+    parse_strides,
+    resolve_manifest,
+    resolve_size,
+    sample_sigmas,
+    step_generator,
+    to_video,
+    upsample_lr,
+)
+from streamvsr.train.optim import lr_at, make_adamw, set_lr
+
+RECIPE = "stage3_dmd"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stage3_dmd", description=__doc__.split("\n")[0])
+    add_common_args(p, clip_len=41, crop=256, batch_size=2, lr=2e-5)
+    add_dit_args(p)
+    p.add_argument("--teacher", default=None, help="real score: stage-1 run dir / ckpt or a FlashVSR folder")
+    p.add_argument("--teacher-attn", default="full", choices=["full", "causal"], help="attention of real/fake")
+    p.add_argument("--fake-lr", type=float, default=None, help="fake-score learning rate (default --lr)")
+    p.add_argument("--fake-steps", type=int, default=1, help="fake-score updates per generator update")
+    p.add_argument("--dmd-weight", type=float, default=1.0)
+    p.add_argument("--mse-weight", type=float, default=1.0)
+    p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of the total loss (0 = off)")
+    p.add_argument("--decode-latents", type=int, default=2, help="latents decoded for the pixel losses")
+    p.add_argument("--dmd-t-min", type=float, default=0.02, help="lowest u of the DMD noise level")
+    p.add_argument("--dmd-t-max", type=float, default=0.98, help="highest u of the DMD noise level")
+    return p
+
+
+def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
+    cfg = resolve_size(args.size)
+    t_lat = check_clip_len(args.clip_len, windowed=True)
+    block_px = cfg.latent_scale * cfg.dit.patch[1] * cfg.attention.window[1]  # output pixels per block (128)
+    if args.crop % block_px:
+        raise DataError(f"--crop must be a multiple of {block_px} for the attention windows, got {args.crop}")
+    if not 1 <= args.decode_latents <= t_lat:
+        raise DataError(f"--decode-latents must be in 1..{t_lat}")
+    pixel = args.mse_weight > 0 or args.lpips_weight > 0
+    if (pixel or args.export) and not args.tcdecoder:
+        raise ModelError("stage 3 needs --tcdecoder (pixel losses and the exported folder)")
+    if args.export_only and not args.export:
+        raise ModelError("--export-only needs --export DIR")
+    device = info.device
+    bf16 = device.type == "cuda" and not args.no_bf16
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    context = load_context(args.context, cfg)
+    attn = dataclasses.replace(cfg.attention, backend=args.attn_backend)
+    t_attn = attn if args.teacher_attn == "causal" else None
+    decoder = load_tcdecoder(args.tcdecoder, cfg.decoder, device) if args.tcdecoder else None
+
+    seed_everything(args.seed, info.rank)
+    gen_net = FlashVSRNet(cfg, context).to(device)
+    fake_net = FlashVSRNet(cfg, context).to(device)
+    real_net: FlashVSRNet | None = None
+    fresh = find_latest(args.run_dir) is None
+    if not args.export_only:
+        if not args.teacher:
+            raise ModelError("stage 3 needs --teacher (the frozen real score, e.g. the stage-1 run dir)")
+        real_net = FlashVSRNet(cfg, context)
+        real_net.load_state_dict(load_net_state(args.teacher, cfg, "ema"), strict=True)
+        real_net.requires_grad_(False)
+        real_net = real_net.to(device).eval()
+    if fresh and not args.export_only:
+        if not args.init:
+            raise ModelError("stage 3 starts from stage 2: give --init <stage-2 run dir>")
+        gen_net.load_state_dict(load_net_state(args.init, cfg, args.init_weights), strict=True)
+        fake_net.load_state_dict(copy.deepcopy(real_net.state_dict()), strict=True)  # type: ignore[union-attr]
+    for n in (gen_net, fake_net):
+        n.dit.gradient_checkpointing = bool(args.grad_checkpointing)
+    opt_g = make_adamw(gen_net, lr=args.lr, weight_decay=args.weight_decay)
+    fake_lr = args.fake_lr if args.fake_lr is not None else args.lr
+    opt_f = make_adamw(fake_net, lr=fake_lr, weight_decay=args.weight_decay)
+    ema_g = EMA(gen_net, decay=args.ema_decay)
+    ema_f = EMA(fake_net, decay=args.ema_decay)
+    config = {"flashvsr": cfg.to_dict(), "size": args.size, "teacher_attn": args.teacher_attn}
+    session = TrainSession(args, info, RECIPE, config, callback)
+    session.add("net", gen_net, opt_g, ema_g)
+    session.add("fake", fake_net, opt_f, ema_f)
+    resumed = session.resume()
+
+    def do_export() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if args.export and info.is_main:
+            files = export_flashvsr(args.export, cfg, ema_g.weights(), decoder, context)  # type: ignore[arg-type]
+            out["export_files"] = [str(f) for f in files]
+        barrier()
+        return out
+
+    if args.export_only:
+        if not resumed:
+            raise ModelError(f"--export-only: no checkpoint in {args.run_dir}")
+        return do_export()
+
+    g_model = wrap_model(gen_net, info, args.parallel)
+    f_model = wrap_model(fake_net, info, args.parallel)
+    lpips_missing: list[str] = []
+    perceptual_fn = build_perceptual(args.lpips_weight, args.lpips_weights, device, lpips_missing.append)
+    entries = resolve_manifest(args.data, session.run_dir, info.is_main)
+    data = ClipBatches(
+        entries,
+        clip_len=args.clip_len,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        rank=info.rank,
+        degradation=args.degradation,
+        strides=parse_strides(args.strides),
+        max_zoom_out=args.max_zoom_out,
+        fixed=args.fixed_batch,
+    )
+    session.open_log(
+        recipe=RECIPE,
+        params=sum(p.numel() for p in gen_net.parameters()),
+        attention=f"lcsa-causal/{attn.backend}",
+        teacher=args.teacher,
+        lpips=None if perceptual_fn is None else "st-lpips",
+        lpips_missing=lpips_missing[0] if lpips_missing else None,
+    )
+
+    stop = session.stop_reason()
+    batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
+    g_model.train()
+    f_model.train()
+    while stop is None:
+        batch = next(batches)
+        step = session.step
+        hr = to_video(batch.hr, device)  # (B, 3, N, H, W)
+        lr_up = upsample_lr(batch.lr.to(device))
+        lq = lq_input_frames(lr_up)
+        hr_t = hr_for_latents(hr)  # (B, 3, 4T-3, H, W): frames the latents decode to
+        cond = lr_up[:, :, : hr_t.shape[2]]  # the TCDecoder condition, aligned with those frames
+        b, _, _, hh, ww = hr.shape
+        s = cfg.latent_scale
+        gen = step_generator(args.seed, 0 if args.fixed_batch else step, info.rank, device)
+        noise = torch.randn((b, cfg.dit.in_channels, t_lat, hh // s, ww // s), generator=gen, device=device)
+        g_lr = lr_at(step, args.lr, args.warmup_steps, args.total_steps, args.schedule)
+        f_lr = lr_at(step, fake_lr, args.warmup_steps, args.total_steps, args.schedule)
+        set_lr(opt_g, g_lr)
+        set_lr(opt_f, f_lr)
+
+        # ---- generator: one step from pure noise with the inference attention
+        with autocast(device, bf16):
+            x0 = generate_x0(g_model, lq, noise, attn)  # (B, 16, T, h, w) float32
+        sigma = sample_sigmas(b, args.shift, gen, device, args.dmd_t_min, args.dmd_t_max)
+        eps = torch.randn(x0.shape, generator=gen, device=device)
+        x_t, _ = flow_matching_pair(x0.detach(), eps, sigma)
+        sv = sigma.view(-1, 1, 1, 1, 1)
+        with torch.no_grad(), autocast(device, bf16):
+            v_real = real_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)  # type: ignore[misc]
+            v_fake = fake_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
+        real_x0 = x_t - sv * v_real.float()
+        fake_x0 = x_t - sv * v_fake.float()
+        l_dmd = dmd_loss(x0, real_x0, fake_x0)
+        l_mse = x0.new_zeros(())
+        l_lp = x0.new_zeros(())
+        if pixel:
+            n = args.decode_latents
+            k = int(torch.randint(0, t_lat - n + 1, (1,), generator=gen, device=device).item())
+            with autocast(device, bf16):
+                frames, (fs, fe) = decode_latent_pair(decoder, x0, cond, k, n)  # type: ignore[arg-type]
+                frames = frames.float()
+                target = hr_t[:, :, fs:fe]
+                l_mse = losses.mse(frames, target)
+                l_lp = losses.perceptual(perceptual_fn, frames, target)
+        loss_g = args.dmd_weight * l_dmd + args.mse_weight * l_mse + args.lpips_weight * l_lp
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        gn_g = torch.nn.utils.clip_grad_norm_(gen_net.parameters(), args.grad_clip or float("inf"))
+        opt_g.step()
+        ema_g.update(gen_net)
+
+        # ---- fake score: flow matching on the generator's detached samples
+        x0d = x0.detach()
+        l_fm = x0.new_zeros(())
+        gn_f = torch.zeros(())
+        for _ in range(args.fake_steps):
+            sf = sample_sigmas(b, args.shift, gen, device)
+            ef = torch.randn(x0d.shape, generator=gen, device=device)
+            xf, _ = flow_matching_pair(x0d, ef, sf)
+            with autocast(device, bf16):
+                vf = f_model(xf, sf * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
+            l_fm = losses.flow_matching_loss(vf.float(), x0d, ef)
+            opt_f.zero_grad(set_to_none=True)
+            l_fm.backward()
+            gn_f = torch.nn.utils.clip_grad_norm_(fake_net.parameters(), args.grad_clip or float("inf"))
+            opt_f.step()
+        ema_f.update(fake_net)
+
+        session.advance(b)
+        stats = {
+            "loss_g": float(loss_g.detach()),
+            "dmd": float(l_dmd.detach()),
+            "mse": float(l_mse.detach()),
+            "lpips": float(l_lp.detach()),
+            "fm_fake": float(l_fm.detach()),
+            "real_fake_gap": float((real_x0 - fake_x0).abs().mean()),
+            "x0_std": float(x0.detach().std()),
+        }
+        session.maybe_log(stats, lr=g_lr, grad_norm_g=float(gn_g), grad_norm_f=float(gn_f))
+        stop = session.stop_reason()
+    del batches
+    summary = do_export()
+    return session.finish(stop, **summary)
+
+
+def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:
+    """Entry point for ``python -m`` and torchrun; returns the summary (rank 0's view)."""
+    return run_main(build_parser(), train, argv, callback)
+
+
+if __name__ == "__main__":
+    cli(main)

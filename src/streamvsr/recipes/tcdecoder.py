@@ -1,0 +1,233 @@
+"""TCDecoder stage: train the Tiny Conditional Decoder to decode our autoencoder's latents with the LR condition.
+
+    python -m streamvsr.recipes.tcdecoder --run-dir runs/tc --size small --ae runs/ae/export \\
+        --data ../shared/data/train --max-samples 20000
+    torchrun --nproc_per_node=N -m streamvsr.recipes.tcdecoder ...      # several GPUs (DDP)
+
+Loss ([FlashVSR] Eq. 3 with our stage-0 autoencoder in place of the Wan decoder; spec §5):
+
+    ||x - x_gt||^2 + lam LPIPS(x, x_gt) + ae_weight (||x - x_ae||^2 + lam LPIPS(x, x_ae)),   lam = 2
+
+where x = TCDecoder(z, bicubic LR) and x_ae = AE.decode(z) for z = AE.encode(HR clip). The condition is exactly
+the pipeline's: the bicubic x4 LR frames aligned with the frames the latents decode to (latent t <- frames
+4t-3 .. 4t, latent 0 <- [f0]*4; spec §1.11.2). At inference the decoder sees the DiT's one-step estimate, not a
+clean encoding, so ``--latent-noise s`` adds N(0, sigma^2) noise with sigma ~ U(0, s) per clip to z (the
+targets stay those of the clean latents). LPIPS (ST-LPIPS) runs on ``--lpips-frames`` random frames per clip
+and is skipped, with a log line, when its weights are missing.
+
+The run dir holds ``ckpt-*.pt`` / ``latest`` (auto-resume), ``log.jsonl`` and ``export/`` (EMA weights as
+``tcdecoder.safetensors`` + ``config.json``), refreshed at the end of every invocation; ``--export DIR`` writes
+the same somewhere else. Stages 1-3 take the run dir (or its export) as ``--tcdecoder``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamvsr.errors import DataError, ModelError, StreamVSRError
+from streamvsr.models.flashvsr.tcdecoder import TCDecoder
+from streamvsr.train import losses
+from streamvsr.train.distributed import (
+    DistInfo,
+    autocast,
+    barrier,
+    cleanup,
+    init_distributed,
+    seed_everything,
+    wrap_model,
+)
+from streamvsr.train.ema import EMA
+from streamvsr.train.export import export_safetensors
+from streamvsr.train.flashvsr_common import (
+    ClipBatches,
+    TrainSession,
+    _jsonable,
+    add_common_args,
+    batch_iterator,
+    build_perceptual,
+    clip_latents,
+    load_autoencoder_from,
+    parse_strides,
+    resolve_manifest,
+    resolve_size,
+    step_generator,
+    to_video,
+    upsample_lr,
+)
+from streamvsr.train.optim import lr_at, make_adamw, set_lr
+
+RECIPE = "tcdecoder"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tcdecoder", description=__doc__.split("\n")[0])
+    add_common_args(p, clip_len=17, crop=256, batch_size=8, lr=2e-4)
+    p.add_argument("--ae", required=True, help="stage-0 autoencoder export folder (or its run dir)")
+    p.add_argument("--image-prob", type=float, default=0.2, help="share of steps that train on photos")
+    p.add_argument("--image-batch-mult", type=int, default=4, help="an image step takes this many x images")
+    p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of Eq. 3 (0 = no LPIPS)")
+    p.add_argument("--lpips-frames", type=int, default=4, help="random frames per clip that get LPIPS")
+    p.add_argument("--ae-weight", type=float, default=1.0, help="weight of the terms against the AE decoding")
+    p.add_argument("--latent-noise", type=float, default=0.0, help="max std of the noise added to latents")
+    p.add_argument("--export", default=None, help="also write the EMA export here")
+    p.add_argument("--no-export", action="store_true", help="skip refreshing <run-dir>/export")
+    return p
+
+
+def _lpips_frames(
+    fn: losses.PerceptualFn | None,
+    x: torch.Tensor,
+    refs: Sequence[torch.Tensor],
+    n: int,
+    gen: torch.Generator,
+) -> list[torch.Tensor]:
+    """LPIPS of x against each ref on ``n`` random frames (the same frames for all)."""
+    if fn is None:
+        return [x.new_zeros((), dtype=torch.float32) for _ in refs]
+    f = x.shape[2]
+    if 0 < n < f:
+        idx = torch.randperm(f, generator=gen, device=gen.device)[:n].sort().values.to(x.device)
+        x = x.index_select(2, idx)
+        refs = [r.index_select(2, idx) for r in refs]
+    return [losses.perceptual(fn, x, r) for r in refs]
+
+
+def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
+    cfg = resolve_size(args.size)
+    if cfg.decoder is None:
+        raise ModelError(f"size {args.size!r} has no TCDecoder")
+    clip_latents(args.clip_len)
+    if args.crop % 8:
+        raise DataError(f"--crop must be a multiple of 8, got {args.crop}")
+    device = info.device
+    use_bf16 = device.type == "cuda" and not args.no_bf16
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+    ae = load_autoencoder_from(args.ae, device)
+    if ae.cfg.latent_channels != cfg.decoder.latent_channels or ae.cfg.spatial_factor != cfg.latent_scale:
+        raise ModelError("the autoencoder's latent space does not fit this TCDecoder")
+
+    seed_everything(args.seed, info.rank)
+    model = TCDecoder(cfg.decoder).to(device)
+    optimizer = make_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
+    ema = EMA(model, decay=args.ema_decay)
+    config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size}
+    session = TrainSession(args, info, RECIPE, config, callback)
+    session.add("decoder", model, optimizer, ema)
+    session.resume()
+    net = wrap_model(model, info, args.parallel)
+
+    lpips_missing: list[str] = []
+    perceptual_fn = build_perceptual(args.lpips_weight, args.lpips_weights, device, lpips_missing.append)
+    entries = resolve_manifest(args.data, session.run_dir, info.is_main)
+    data = ClipBatches(
+        entries,
+        clip_len=args.clip_len,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        rank=info.rank,
+        degradation=args.degradation,
+        image_prob=args.image_prob,
+        image_batch_mult=args.image_batch_mult,
+        strides=parse_strides(args.strides),
+        max_zoom_out=args.max_zoom_out,
+        fixed=args.fixed_batch,
+    )
+    session.open_log(
+        recipe=RECIPE,
+        params=sum(p.numel() for p in model.parameters()),
+        lpips=None if perceptual_fn is None else "st-lpips",
+        lpips_missing=lpips_missing[0] if lpips_missing else None,
+    )
+
+    stop = session.stop_reason()
+    batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
+    net.train()
+    while stop is None:
+        batch = next(batches)
+        step = session.step
+        hr = to_video(batch.hr, device)  # (B, 3, N, H, W)
+        cond = upsample_lr(batch.lr.to(device))  # (B, 3, N, H, W), the pipeline's LR condition
+        gen = step_generator(args.seed, 0 if args.fixed_batch else step, info.rank, device)
+        with torch.no_grad(), autocast(device, use_bf16):
+            z = ae.encode(hr)  # (B, 16, T, h, w)
+            x_ae = ae.decode(z).float()
+        z = z.float()
+        if args.latent_noise > 0:
+            s = torch.rand(z.shape[0], generator=gen, device=device) * args.latent_noise
+            z = z + s.view(-1, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen, device=device)
+        lr = lr_at(step, args.lr, args.warmup_steps, args.total_steps, args.schedule)
+        set_lr(optimizer, lr)
+        with autocast(device, use_bf16):
+            x = net(z, cond).float()  # (B, 3, N, H, W)
+        mse_gt = losses.mse(x, hr)
+        mse_ae = losses.mse(x, x_ae)
+        with autocast(device, use_bf16):
+            lp_gt, lp_ae = _lpips_frames(perceptual_fn, x, [hr, x_ae], args.lpips_frames, gen)
+        loss = mse_gt + args.lpips_weight * lp_gt + args.ae_weight * (mse_ae + args.lpips_weight * lp_ae)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf"))
+        optimizer.step()
+        ema.update(model)
+        session.advance(hr.shape[0])
+        with torch.no_grad():
+            psnr = float(losses.psnr(x.detach().clamp(-1, 1), hr))
+        stats = {
+            "loss": float(loss.detach()),
+            "mse_gt": float(mse_gt.detach()),
+            "mse_ae": float(mse_ae.detach()),
+            "lpips_gt": float(lp_gt.detach()),
+            "lpips_ae": float(lp_ae.detach()),
+            "psnr": psnr,
+        }
+        session.maybe_log(stats, kind=batch.kind, lr=lr, grad_norm=float(grad_norm))
+        stop = session.stop_reason()
+    del batches
+
+    summary: dict[str, Any] = {}
+    targets = [] if args.no_export else [session.run_dir / "export"]
+    if args.export:
+        targets.append(Path(args.export))
+    if info.is_main:
+        m = TCDecoder(cfg.decoder)
+        m.load_state_dict(ema.weights(), strict=True)
+        conf = {**config, "step": session.step, "samples": session.samples, "weights": "ema"}
+        for t in targets:
+            files = export_safetensors(m.state_dict(), t, conf, name="tcdecoder")
+            summary.setdefault("export_files", []).extend(str(f) for f in files)
+    barrier()
+    return session.finish(stop, **summary)
+
+
+def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:
+    """Entry point for ``python -m`` and torchrun; returns the summary (rank 0's view)."""
+    args = build_parser().parse_args(argv)
+    if not args.data:
+        raise SystemExit("tcdecoder: give --data")
+    info = init_distributed(args.device)
+    try:
+        return train(args, info, callback=callback)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        rank0 = os.environ.get("RANK", "0") == "0"
+        main(callback=lambda rec: print(json.dumps(rec), flush=True) if rank0 else None)
+    except StreamVSRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
