@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # CPU machines take the local CPU wheel of torch; a machine that already has torch keeps it.
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/pip install -q "torch==2.13.0" || .venv/bin/pip install -q "torch>=2.6"
+  { .venv/bin/pip install -q "torch==2.13.0" || .venv/bin/pip install -q "torch>=2.6"; } 2>&1 \
+    | grep -v "is ignored: it is neither" || true
 fi
 .venv/bin/pip install -q -e ".[dev,eval]" 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import streamvsr" 
