@@ -158,3 +158,29 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
     assert [j.src.name for j in plan_jobs(src, out)] == ["v1.mp4"]
     ranks = [[j.src.name for j in plan_jobs(src, tmp_path / "none", rank=k, world=2)] for k in range(2)]
     assert ranks == [["v0.mp4", "v2.mp4"], ["v1.mp4"]]
+
+
+def test_10bit_vfr_rotation_and_colour_tags_survive_the_pipeline(tmp_path: Path) -> None:
+    src = make_clip(
+        tmp_path / "in.mkv",
+        frames=8,
+        width=32,
+        height=24,
+        pix_fmt="yuv420p10le",
+        pts=[0, 1, 3, 4, 8, 9, 15, 16],
+        time_base=Fraction(1, 30),
+        rotation=90,
+        matrix="bt709",
+    )
+    out = tmp_path / "out.mkv"
+    r = run("upscale", str(src), "-o", str(out), "--scale", "2", "--progress", "none")
+    assert r.returncode == 0, r.stderr.decode()
+    from streamvsr.media import open_reader
+
+    with open_reader(src) as a, open_reader(out) as b:
+        assert b.info.bit_depth == 10 and a.info.bit_depth == 10
+        assert b.info.rotation == a.info.rotation == 90
+        assert (b.info.color_space, b.info.color_range) == (a.info.color_space, a.info.color_range)
+        ta = [f.pts * a.info.time_base for f in a]
+        tb = [f.pts * b.info.time_base for f in b]
+    assert ta == tb and len(tb) == 8  # variable frame rate kept, frame for frame
