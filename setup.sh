@@ -12,5 +12,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   { .venv/bin/pip install -q "torch==2.13.0" || .venv/bin/pip install -q "torch>=2.6"; } 2>&1 \
     | grep -v "is ignored: it is neither" || true
 fi
-.venv/bin/pip install -q -e ".[dev,eval]" 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/pip install -q -e ".[dev,eval,sdvsr]" 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import streamvsr" 
