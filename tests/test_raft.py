@@ -15,13 +15,7 @@ from streamvsr.models.raft import (
     coords_grid,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 def expected_raft_large() -> dict[str, tuple[int, ...]]:

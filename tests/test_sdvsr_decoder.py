@@ -11,12 +11,7 @@ from streamvsr.models.sdvsr_decoder import TAEConfig, TemporalAutoencoderTiny, T
 TINY = TAEConfig(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 def expected_keys(c: int = 64) -> dict[str, tuple[int, ...]]:

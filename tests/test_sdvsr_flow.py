@@ -9,13 +9,7 @@ import torch
 from streamvsr.models.raft import RAFT, RAFT_TINY
 from streamvsr.ops.flow import FlowEstimator, dis_flow, epe, resize_flow, warp, warp_error
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 def _bilinear_ref(img: np.ndarray, px: float, py: float) -> np.ndarray:

@@ -15,14 +15,7 @@ from torch.utils.data import DataLoader
 from streamvsr.errors import DataError
 from streamvsr.train import data as D
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP start-up stalls on a busy 2-core runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def level_frame(level: int, h: int, w: int) -> np.ndarray:

@@ -16,14 +16,7 @@ from scipy.ndimage import gaussian_filter
 from streamvsr.errors import DataError
 from streamvsr.train import degradations as D
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids OpenMP start-up stalls on a busy 2-core runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def smooth_clip(t: int = 8, h: int = 64, w: int = 64, seed: int = 0, detail: int = 8) -> torch.Tensor:

@@ -27,14 +27,7 @@ from streamvsr.train.export import export_safetensors, load_autoencoder, load_ex
 from streamvsr.train.logger import JSONLLogger
 from streamvsr.train.optim import lr_at, make_adamw
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is many times faster than two on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- EMA -------------------------------------------------------------------------------------------------

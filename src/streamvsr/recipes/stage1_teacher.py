@@ -28,38 +28,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from streamvsr.errors import DataError, ModelError, StreamVSRError
+from streamvsr.errors import DataError, ModelError
 from streamvsr.models.autoencoder import VideoAutoencoder
+from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import find_latest
-from streamvsr.train.distributed import (
-    DistInfo,
-    autocast,
-    barrier,
-    cleanup,
-    init_distributed,
-    seed_everything,
-    wrap_model,
-)
+from streamvsr.train.distributed import DistInfo, autocast, seed_everything, wrap_model
 from streamvsr.train.ema import EMA
 from streamvsr.train.flashvsr_common import (
     TIMESTEPS,
-    ClipBatches,
     FlashVSRNet,
     TrainSession,
     add_common_args,
     add_dit_args,
     batch_iterator,
     check_clip_len,
-    export_flashvsr,
+    clip_batches_from_args,
+    export_ema_flashvsr,
     flow_matching_pair,
     hr_for_latents,
     load_autoencoder_from,
@@ -67,8 +57,6 @@ from streamvsr.train.flashvsr_common import (
     load_net_state,
     load_tcdecoder,
     lq_input_frames,
-    parse_strides,
-    resolve_manifest,
     resolve_size,
     sample_sigmas,
     step_generator,
@@ -76,6 +64,12 @@ from streamvsr.train.flashvsr_common import (
     upsample_lr,
 )
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
+from streamvsr.train.recipe_utils import (
+    add_ae_arg,
+    add_image_args,
+    optimizer_step,
+    setup_device,
+)
 
 RECIPE = "stage1_teacher"
 
@@ -84,9 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stage1_teacher", description=__doc__.split("\n")[0])
     add_common_args(p, clip_len=25, crop=256, batch_size=8, lr=1e-4)
     add_dit_args(p)
-    p.add_argument("--ae", default=None, help="stage-0 autoencoder export folder (or its run dir)")
-    p.add_argument("--image-prob", type=float, default=0.2, help="share of photo steps (0 = video only)")
-    p.add_argument("--image-batch-mult", type=int, default=4, help="a photo step takes this many x images")
+    add_ae_arg(p)
+    add_image_args(p)
     p.add_argument("--pack-images", type=int, default=0, help="pack k photos behind every clip (segment mask)")
     return p
 
@@ -145,11 +138,7 @@ def train_flow_matching(
         raise ModelError("--export needs --tcdecoder (the exported folder holds the decoder too)")
     if not args.export_only and not args.ae:
         raise ModelError("give --ae (the stage-0 autoencoder export)")
-    device = info.device
-    bf16 = device.type == "cuda" and not args.no_bf16
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device, bf16 = setup_device(info, args.no_bf16)
 
     context = load_context(args.context, cfg)
     decoder = load_tcdecoder(args.tcdecoder, cfg.decoder, torch.device("cpu")) if args.tcdecoder else None
@@ -173,12 +162,7 @@ def train_flow_matching(
     resumed = session.resume()
 
     def do_export() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if args.export and info.is_main:
-            files = export_flashvsr(args.export, cfg, ema.weights(), decoder, context)  # type: ignore[arg-type]
-            out["export_files"] = [str(f) for f in files]
-        barrier()
-        return out
+        return export_ema_flashvsr(args.export, info, cfg, ema, decoder, context)
 
     if args.export_only:
         if not resumed:
@@ -191,22 +175,14 @@ def train_flow_matching(
     if ae.cfg.latent_channels != cfg.dit.in_channels or ae.cfg.spatial_factor != cfg.latent_scale:
         raise ModelError("the autoencoder's latent space does not fit this DiT")
     model = wrap_model(net, info, args.parallel)
-    entries = resolve_manifest(args.data, session.run_dir, info.is_main)
     pack = 0 if windowed else args.pack_images
-    data = ClipBatches(
-        entries,
-        clip_len=args.clip_len,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        rank=info.rank,
-        degradation=args.degradation,
+    data = clip_batches_from_args(
+        args,
+        info,
+        session.run_dir,
         image_prob=0.0 if windowed else args.image_prob,
         image_batch_mult=1 if windowed else args.image_batch_mult,
         pack_images=pack,
-        strides=parse_strides(args.strides),
-        max_zoom_out=args.max_zoom_out,
-        fixed=args.fixed_batch,
     )
     session.open_log(
         recipe=recipe,
@@ -232,11 +208,7 @@ def train_flow_matching(
         with autocast(device, bf16):
             v = model(x_t, sigma * TIMESTEPS, attn=attn, causal=windowed, **inp["kw"])
         loss = losses.flow_matching_loss(v.float(), x0, noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.grad_clip or float("inf"))
-        optimizer.step()
-        ema.update(net)
+        grad_norm = optimizer_step(loss, net, optimizer, args.grad_clip, ema)
         session.advance(inp["n"])
         stats = {"loss": float(loss.detach()), "sigma": float(sigma.mean()), "latent_std": float(x0.std())}
         session.maybe_log(stats, kind=batch.kind, lr=lr, grad_norm=float(grad_norm))
@@ -248,32 +220,6 @@ def train_flow_matching(
 
 def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
     return train_flow_matching(args, info, RECIPE, windowed=False, callback=callback)
-
-
-def run_main(
-    parser: argparse.ArgumentParser,
-    train_fn: Callable[[argparse.Namespace, DistInfo, Callable[[dict], None] | None], dict],
-    argv: Sequence[str] | None,
-    callback: Callable[[dict], None] | None,
-) -> dict:
-    args = parser.parse_args(argv)
-    if not args.data and not getattr(args, "export_only", False):
-        raise SystemExit(f"{parser.prog}: give --data")
-    info = init_distributed(args.device)
-    try:
-        return train_fn(args, info, callback)
-    finally:
-        cleanup()
-
-
-def cli(main_fn: Callable[..., dict]) -> None:
-    """``python -m`` entry: JSON log lines on stdout (rank 0), one-line errors on stderr."""
-    try:
-        rank0 = os.environ.get("RANK", "0") == "0"
-        main_fn(callback=lambda rec: print(json.dumps(rec), flush=True) if rank0 else None)
-    except StreamVSRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
 
 
 def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:

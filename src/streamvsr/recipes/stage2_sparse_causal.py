@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from streamvsr.recipes.stage1_teacher import cli, run_main, train_flow_matching
+from streamvsr.recipes.entry import cli, run_main
+from streamvsr.recipes.stage1_teacher import train_flow_matching
 from streamvsr.train.distributed import DistInfo
 from streamvsr.train.flashvsr_common import add_common_args, add_dit_args
+from streamvsr.train.recipe_utils import add_ae_arg
 
 RECIPE = "stage2_sparse_causal"
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stage2_sparse_causal", description=__doc__.split("\n")[0])
     add_common_args(p, clip_len=41, crop=256, batch_size=4, lr=5e-5)
     add_dit_args(p)
-    p.add_argument("--ae", default=None, help="stage-0 autoencoder export folder (or its run dir)")
+    add_ae_arg(p)
     return p
 
 

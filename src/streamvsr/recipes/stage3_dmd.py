@@ -36,24 +36,23 @@ from typing import Any
 import torch
 
 from streamvsr.errors import DataError, ModelError
-from streamvsr.recipes.stage1_teacher import cli, run_main
+from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import find_latest
-from streamvsr.train.distributed import DistInfo, autocast, barrier, seed_everything, wrap_model
+from streamvsr.train.distributed import DistInfo, autocast, seed_everything, wrap_model
 from streamvsr.train.ema import EMA
 from streamvsr.train.flashvsr_common import (
     TIMESTEPS,
-    ClipBatches,
     FlashVSRNet,
     TrainSession,
     add_common_args,
     add_dit_args,
     batch_iterator,
-    build_perceptual,
     check_clip_len,
+    clip_batches_from_args,
     decode_latent_pair,
     dmd_loss,
-    export_flashvsr,
+    export_ema_flashvsr,
     flow_matching_pair,
     generate_x0,
     hr_for_latents,
@@ -61,8 +60,7 @@ from streamvsr.train.flashvsr_common import (
     load_net_state,
     load_tcdecoder,
     lq_input_frames,
-    parse_strides,
-    resolve_manifest,
+    perceptual_from_args,
     resolve_size,
     sample_sigmas,
     step_generator,
@@ -70,6 +68,7 @@ from streamvsr.train.flashvsr_common import (
     upsample_lr,
 )
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
+from streamvsr.train.recipe_utils import optimizer_step, setup_device
 
 RECIPE = "stage3_dmd"
 
@@ -104,11 +103,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         raise ModelError("stage 3 needs --tcdecoder (pixel losses and the exported folder)")
     if args.export_only and not args.export:
         raise ModelError("--export-only needs --export DIR")
-    device = info.device
-    bf16 = device.type == "cuda" and not args.no_bf16
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device, bf16 = setup_device(info, args.no_bf16)
     context = load_context(args.context, cfg)
     attn = dataclasses.replace(cfg.attention, backend=args.attn_backend)
     t_attn = attn if args.teacher_attn == "causal" else None
@@ -145,12 +140,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     resumed = session.resume()
 
     def do_export() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if args.export and info.is_main:
-            files = export_flashvsr(args.export, cfg, ema_g.weights(), decoder, context)  # type: ignore[arg-type]
-            out["export_files"] = [str(f) for f in files]
-        barrier()
-        return out
+        return export_ema_flashvsr(args.export, info, cfg, ema_g, decoder, context)
 
     if args.export_only:
         if not resumed:
@@ -159,28 +149,14 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
 
     g_model = wrap_model(gen_net, info, args.parallel)
     f_model = wrap_model(fake_net, info, args.parallel)
-    lpips_missing: list[str] = []
-    perceptual_fn = build_perceptual(args.lpips_weight, args.lpips_weights, device, lpips_missing.append)
-    entries = resolve_manifest(args.data, session.run_dir, info.is_main)
-    data = ClipBatches(
-        entries,
-        clip_len=args.clip_len,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        rank=info.rank,
-        degradation=args.degradation,
-        strides=parse_strides(args.strides),
-        max_zoom_out=args.max_zoom_out,
-        fixed=args.fixed_batch,
-    )
+    perceptual_fn, lpips_fields = perceptual_from_args(args, device)
+    data = clip_batches_from_args(args, info, session.run_dir)
     session.open_log(
         recipe=RECIPE,
         params=sum(p.numel() for p in gen_net.parameters()),
         attention=f"lcsa-causal/{attn.backend}",
         teacher=args.teacher,
-        lpips=None if perceptual_fn is None else "st-lpips",
-        lpips_missing=lpips_missing[0] if lpips_missing else None,
+        **lpips_fields,
     )
 
     stop = session.stop_reason()
@@ -229,11 +205,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 l_mse = losses.mse(frames, target)
                 l_lp = losses.perceptual(perceptual_fn, frames, target)
         loss_g = args.dmd_weight * l_dmd + args.mse_weight * l_mse + args.lpips_weight * l_lp
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        gn_g = torch.nn.utils.clip_grad_norm_(gen_net.parameters(), args.grad_clip or float("inf"))
-        opt_g.step()
-        ema_g.update(gen_net)
+        gn_g = optimizer_step(loss_g, gen_net, opt_g, args.grad_clip, ema_g)
 
         # ---- fake score: flow matching on the generator's detached samples
         x0d = x0.detach()
@@ -246,10 +218,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             with autocast(device, bf16):
                 vf = f_model(xf, sf * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
             l_fm = losses.flow_matching_loss(vf.float(), x0d, ef)
-            opt_f.zero_grad(set_to_none=True)
-            l_fm.backward()
-            gn_f = torch.nn.utils.clip_grad_norm_(fake_net.parameters(), args.grad_clip or float("inf"))
-            opt_f.step()
+            gn_f = optimizer_step(l_fm, fake_net, opt_f, args.grad_clip)
         ema_f.update(fake_net)
 
         session.advance(b)

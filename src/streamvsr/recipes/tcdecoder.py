@@ -23,46 +23,41 @@ the same somewhere else. Stages 1-3 take the run dir (or its export) as ``--tcde
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from streamvsr.errors import DataError, ModelError, StreamVSRError
+from streamvsr.errors import DataError, ModelError
 from streamvsr.models.flashvsr.tcdecoder import TCDecoder
+from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
-from streamvsr.train.distributed import (
-    DistInfo,
-    autocast,
-    barrier,
-    cleanup,
-    init_distributed,
-    seed_everything,
-    wrap_model,
-)
+from streamvsr.train.distributed import DistInfo, autocast, barrier, seed_everything, wrap_model
 from streamvsr.train.ema import EMA
 from streamvsr.train.export import export_safetensors
 from streamvsr.train.flashvsr_common import (
-    ClipBatches,
     TrainSession,
     _jsonable,
     add_common_args,
     batch_iterator,
-    build_perceptual,
+    clip_batches_from_args,
     clip_latents,
     load_autoencoder_from,
-    parse_strides,
-    resolve_manifest,
+    perceptual_from_args,
     resolve_size,
     step_generator,
     to_video,
     upsample_lr,
 )
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
+from streamvsr.train.recipe_utils import (
+    add_ae_arg,
+    add_image_args,
+    lpips_on_frames,
+    optimizer_step,
+    setup_device,
+)
 
 RECIPE = "tcdecoder"
 
@@ -70,9 +65,8 @@ RECIPE = "tcdecoder"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tcdecoder", description=__doc__.split("\n")[0])
     add_common_args(p, clip_len=17, crop=256, batch_size=8, lr=2e-4)
-    p.add_argument("--ae", required=True, help="stage-0 autoencoder export folder (or its run dir)")
-    p.add_argument("--image-prob", type=float, default=0.2, help="share of steps that train on photos")
-    p.add_argument("--image-batch-mult", type=int, default=4, help="an image step takes this many x images")
+    add_ae_arg(p, required=True)
+    add_image_args(p)
     p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of Eq. 3 (0 = no LPIPS)")
     p.add_argument("--lpips-frames", type=int, default=4, help="random frames per clip that get LPIPS")
     p.add_argument("--ae-weight", type=float, default=1.0, help="weight of the terms against the AE decoding")
@@ -82,24 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _lpips_frames(
-    fn: losses.PerceptualFn | None,
-    x: torch.Tensor,
-    refs: Sequence[torch.Tensor],
-    n: int,
-    gen: torch.Generator,
-) -> list[torch.Tensor]:
-    """LPIPS of x against each ref on ``n`` random frames (the same frames for all)."""
-    if fn is None:
-        return [x.new_zeros((), dtype=torch.float32) for _ in refs]
-    f = x.shape[2]
-    if 0 < n < f:
-        idx = torch.randperm(f, generator=gen, device=gen.device)[:n].sort().values.to(x.device)
-        x = x.index_select(2, idx)
-        refs = [r.index_select(2, idx) for r in refs]
-    return [losses.perceptual(fn, x, r) for r in refs]
-
-
 def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
     cfg = resolve_size(args.size)
     if cfg.decoder is None:
@@ -107,12 +83,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     clip_latents(args.clip_len)
     if args.crop % 8:
         raise DataError(f"--crop must be a multiple of 8, got {args.crop}")
-    device = info.device
-    use_bf16 = device.type == "cuda" and not args.no_bf16
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    device, use_bf16 = setup_device(info, args.no_bf16, benchmark=True)
 
     ae = load_autoencoder_from(args.ae, device)
     if ae.cfg.latent_channels != cfg.decoder.latent_channels or ae.cfg.spatial_factor != cfg.latent_scale:
@@ -128,29 +99,11 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     session.resume()
     net = wrap_model(model, info, args.parallel)
 
-    lpips_missing: list[str] = []
-    perceptual_fn = build_perceptual(args.lpips_weight, args.lpips_weights, device, lpips_missing.append)
-    entries = resolve_manifest(args.data, session.run_dir, info.is_main)
-    data = ClipBatches(
-        entries,
-        clip_len=args.clip_len,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        rank=info.rank,
-        degradation=args.degradation,
-        image_prob=args.image_prob,
-        image_batch_mult=args.image_batch_mult,
-        strides=parse_strides(args.strides),
-        max_zoom_out=args.max_zoom_out,
-        fixed=args.fixed_batch,
+    perceptual_fn, lpips_fields = perceptual_from_args(args, device)
+    data = clip_batches_from_args(
+        args, info, session.run_dir, image_prob=args.image_prob, image_batch_mult=args.image_batch_mult
     )
-    session.open_log(
-        recipe=RECIPE,
-        params=sum(p.numel() for p in model.parameters()),
-        lpips=None if perceptual_fn is None else "st-lpips",
-        lpips_missing=lpips_missing[0] if lpips_missing else None,
-    )
+    session.open_log(recipe=RECIPE, params=sum(p.numel() for p in model.parameters()), **lpips_fields)
 
     stop = session.stop_reason()
     batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
@@ -175,13 +128,9 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         mse_gt = losses.mse(x, hr)
         mse_ae = losses.mse(x, x_ae)
         with autocast(device, use_bf16):
-            lp_gt, lp_ae = _lpips_frames(perceptual_fn, x, [hr, x_ae], args.lpips_frames, gen)
+            lp_gt, lp_ae = lpips_on_frames(perceptual_fn, x, [hr, x_ae], args.lpips_frames, gen)
         loss = mse_gt + args.lpips_weight * lp_gt + args.ae_weight * (mse_ae + args.lpips_weight * lp_ae)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf"))
-        optimizer.step()
-        ema.update(model)
+        grad_norm = optimizer_step(loss, model, optimizer, args.grad_clip, ema)
         session.advance(hr.shape[0])
         with torch.no_grad():
             psnr = float(losses.psnr(x.detach().clamp(-1, 1), hr))
@@ -214,20 +163,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
 
 def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:
     """Entry point for ``python -m`` and torchrun; returns the summary (rank 0's view)."""
-    args = build_parser().parse_args(argv)
-    if not args.data:
-        raise SystemExit("tcdecoder: give --data")
-    info = init_distributed(args.device)
-    try:
-        return train(args, info, callback=callback)
-    finally:
-        cleanup()
+    return run_main(build_parser(), train, argv, callback)
 
 
 if __name__ == "__main__":
-    try:
-        rank0 = os.environ.get("RANK", "0") == "0"
-        main(callback=lambda rec: print(json.dumps(rec), flush=True) if rank0 else None)
-    except StreamVSRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+    cli(main)

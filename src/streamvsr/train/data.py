@@ -606,6 +606,11 @@ def worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
+# Workers start from a clean process: forking a parent whose OpenCV/OpenMP thread pools are already
+# running can deadlock the child (seen when a worker calls into cv2 after the parent used it).
+WORKER_CONTEXT = "forkserver"
+
+
 # ----------------------------------------------------------------------------------------------
 # Validation folders
 # ----------------------------------------------------------------------------------------------

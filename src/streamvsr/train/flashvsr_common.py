@@ -58,6 +58,7 @@ from streamvsr.train.checkpoint import (
 from streamvsr.train.distributed import DistInfo, all_reduce_mean, barrier, gather_objects, seed_everything
 from streamvsr.train.ema import EMA
 from streamvsr.train.logger import JSONLLogger, Throughput, gpu_memory_stats
+from streamvsr.train.recipe_utils import add_optim_args, add_run_args, jsonable_args, load_perceptual
 
 __all__ = [
     "FRAMES_PER_LATENT",
@@ -69,9 +70,11 @@ __all__ = [
     "add_dit_args",
     "build_perceptual",
     "check_clip_len",
+    "clip_batches_from_args",
     "clip_latents",
     "decode_latent_pair",
     "dmd_loss",
+    "export_ema_flashvsr",
     "export_flashvsr",
     "flow_matching_pair",
     "generate_x0",
@@ -80,6 +83,7 @@ __all__ = [
     "load_net_state",
     "load_tcdecoder",
     "lq_input_frames",
+    "perceptual_from_args",
     "resolve_manifest",
     "sample_sigmas",
     "step_generator",
@@ -450,6 +454,24 @@ def export_flashvsr(
     return save_flashvsr(folder, cfg, mods)
 
 
+def export_ema_flashvsr(
+    folder: str | None,
+    info: DistInfo,
+    cfg: FlashVSRConfig,
+    ema: EMA,
+    decoder: TCDecoder | None,
+    context: Tensor | None,
+) -> dict[str, Any]:
+    """:func:`export_flashvsr` of the EMA weights to ``folder`` on rank 0 (nothing when ``folder`` is None),
+    then a barrier; returns ``{"export_files": [...]}`` (rank 0) or ``{}``."""
+    out: dict[str, Any] = {}
+    if folder and info.is_main:
+        files = export_flashvsr(folder, cfg, ema.weights(), decoder, context)  # type: ignore[arg-type]
+        out["export_files"] = [str(f) for f in files]
+    barrier()
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Perceptual loss (optional)
 # ---------------------------------------------------------------------------------------------------------
@@ -463,19 +485,21 @@ def build_perceptual(
     if weight <= 0:
         return None
     try:
-        from streamvsr.eval.stlpips import load_stlpips
-
-        net = load_stlpips(device=device, path=path)
+        return load_perceptual(path, device)
     except (StreamVSRError, OSError, ImportError, RuntimeError) as e:
         if on_missing is not None:
             on_missing(str(e).splitlines()[0] if str(e) else type(e).__name__)
         return None
-    net.requires_grad_(False)
 
-    def fn(x: Tensor, y: Tensor) -> Tensor:
-        return net((x.float() + 1) / 2, (y.float() + 1) / 2)
 
-    return fn
+def perceptual_from_args(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[losses.PerceptualFn | None, dict[str, Any]]:
+    """:func:`build_perceptual` for ``--lpips-weight`` / ``--lpips-weights``, and the fields that say in the
+    start log line whether LPIPS runs (``lpips``) and why not (``lpips_missing``)."""
+    missing: list[str] = []
+    fn = build_perceptual(args.lpips_weight, args.lpips_weights, device, missing.append)
+    return fn, {"lpips": None if fn is None else "st-lpips", "lpips_missing": missing[0] if missing else None}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -613,6 +637,25 @@ class ClipBatches(torch.utils.data.Dataset):
         return Batch("video", hr, lr)
 
 
+def clip_batches_from_args(args: argparse.Namespace, info: DistInfo, cache_dir: Path, **kw: Any) -> ClipBatches:
+    """:class:`ClipBatches` of the ``--data`` manifest (indexed into ``cache_dir``) with the shared flags of
+    :func:`add_common_args`; ``kw`` are the recipe's own (image_prob, pack_images, ...)."""
+    entries = resolve_manifest(args.data, cache_dir, info.is_main)
+    return ClipBatches(
+        entries,
+        clip_len=args.clip_len,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        rank=info.rank,
+        degradation=args.degradation,
+        strides=parse_strides(args.strides),
+        max_zoom_out=args.max_zoom_out,
+        fixed=args.fixed_batch,
+        **kw,
+    )
+
+
 class _Steps(torch.utils.data.Sampler[int]):
     def __init__(self, start: int) -> None:
         self.start = start
@@ -643,6 +686,7 @@ def batch_iterator(data: torch.utils.data.Dataset, start_step: int, workers: int
         num_workers=workers,
         collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
+        multiprocessing_context="forkserver" if workers else None,  # see train.data.WORKER_CONTEXT
         prefetch_factor=2 if workers else None,
         pin_memory=torch.cuda.is_available(),
     )
@@ -673,21 +717,8 @@ def add_common_args(
     p.add_argument("--degradation", default="mix", help="LR synthesis: bi, bd, real or mix")
     p.add_argument("--strides", default="1,2", help="frame strides a clip may use")
     p.add_argument("--max-zoom-out", type=float, default=1.0, help="random downscale of large sources")
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"])
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--total-steps", type=int, default=None, help="length of the whole run (and of cosine)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop this invocation after N steps")
-    p.add_argument("--max-samples", type=int, default=None, help="stop this invocation after N samples")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop this invocation after N minutes")
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--ckpt-every", type=int, default=ckpt_every)
-    p.add_argument("--keep-ckpts", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    add_optim_args(p, lr=lr, weight_decay=0.01, warmup_steps=100)
+    add_run_args(p, ckpt_every=ckpt_every)
     p.add_argument("--parallel", default="ddp", choices=["ddp", "none"])
     p.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA too")
     p.add_argument("--grad-checkpointing", action="store_true")
@@ -720,10 +751,6 @@ def parse_strides(s: str) -> tuple[int, ...]:
     if not out or min(out) < 1:
         raise DataError(f"--strides must be positive, got {s!r}")
     return out
-
-
-def jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
 
 
 @dataclass

@@ -143,7 +143,9 @@ class _AttnCtx:
     kv_cache: KVCache | None = None
 
 
-class SelfAttention(nn.Module):
+class _QKVO(nn.Module):
+    """The projections both attentions share (official key layout: q, k, v, o, norm_q, norm_k)."""
+
     def __init__(self, dim: int, num_heads: int, eps: float):
         super().__init__()
         self.num_heads = num_heads
@@ -155,6 +157,8 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
 
+
+class SelfAttention(_QKVO):
     def forward(self, x: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
         B, L, C = x.shape
         H, d = self.num_heads, self.head_dim
@@ -180,18 +184,7 @@ class SelfAttention(nn.Module):
         return self.o(out.reshape(B, L, C))
 
 
-class CrossAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, eps: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps)
-        self.norm_k = RMSNorm(dim, eps)
-
+class CrossAttention(_QKVO):
     def kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Lc, dim) context -> K, V (B, H, Lc, d)."""
         B, Lc, _ = context.shape
