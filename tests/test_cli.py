@@ -21,12 +21,13 @@ def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
 
 
 def streams(path: Path) -> dict:
-    with av.open(str(path)) as c:
+    with av.open(str(path)) as c:  # read every stream property while the container is open
         v = c.streams.video[0]
-        audio = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
+        info = {"w": v.width, "h": v.height, "rate": v.average_rate}
+        info["audio"] = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
     with av.open(str(path)) as c:
-        pts = [f.pts for f in c.decode(video=0)]
-    return {"w": v.width, "h": v.height, "pts": pts, "audio": audio, "rate": v.average_rate}
+        info["pts"] = [f.pts for f in c.decode(video=0)]
+    return info
 
 
 @pytest.fixture(scope="module")

@@ -70,11 +70,16 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale)
 
 
-def to_array(frame: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8/uint16, rounded (not truncated)."""
+def to_array(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8/uint16, rounded (not truncated).
+
+    One device-to-host copy per batch, in the output's integer width where torch has it.
+    """
     peak = 255.0 if dtype == np.uint8 else 65535.0
-    x = frame.detach().float().clamp(0, 1).mul(peak).round_()
-    return x.permute(1, 2, 0).to("cpu", torch.int32).numpy().astype(dtype)
+    x = frames.detach().float().clamp(0, 1).mul_(peak).round_().permute(0, 2, 3, 1)
+    if dtype == np.uint8:
+        return x.to(torch.uint8).cpu().numpy()
+    return x.to(torch.int32).cpu().numpy().astype(dtype)
 
 
 def _producer(items: Iterator, q: queue.Queue, stop: threading.Event) -> None:
@@ -173,7 +178,7 @@ def upscale_file(
                     out = engine.push(torch.stack(frames)) if frames else engine.flush()
                     if out.shape[0] == 0:
                         return
-                    arrays = [to_array(f, out_dtype) for f in out]
+                    arrays = list(to_array(out, out_dtype))
                     ptss = [pending_pts.pop(0) for _ in arrays]
                     while not stop.is_set():
                         try:
