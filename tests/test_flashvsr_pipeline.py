@@ -165,3 +165,17 @@ def test_pillow_upsample_option(up: FlashVSRUpscaler) -> None:
     # uint8 quantisation: an input that is already on the 1/255 grid gives the same result
     q = (x * 255).round() / 255
     assert torch.equal(pil._upsample(q), a)
+
+
+def test_fast_size_runs_with_patch_4_and_one_cached_window():
+    """The planned default size (patch 4 on the latent, kv_windows 1): sizes and counts stay exact."""
+    from streamvsr.models.flashvsr.config import SIZES
+    from streamvsr.pipeline.engine import Engine
+    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
+
+    torch.manual_seed(0)
+    up = FlashVSRUpscaler.from_config(SIZES["fast"], color_fix="none")
+    assert up.spec.multiple * 4 % 256 == 0  # output padded to whole 8x8-token blocks of 32 px tokens
+    out = Engine(up).run(torch.rand(3, 3, 20, 30), chunk=2)
+    assert out.shape == (3, 3, 80, 120)
+    assert torch.isfinite(out).all()
