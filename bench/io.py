@@ -119,6 +119,19 @@ def run_ours(src: Path, dst: Path, codec: str, preset: str, crf: int, threads: i
     return {"frames": frames, "wall_s": wall, "cpu_s": cpu}
 
 
+def run_pipeline(src: Path, dst: Path, codec: str, preset: str, crf: int) -> dict:
+    """The real upscale path (``upscale_file``: engine, float frames, threads) with an identity model."""
+    from streamvsr.pipeline.frame_model import FrameModel
+    from streamvsr.pipeline.protocol import ModelSpec
+    from streamvsr.pipeline.run import EncodeOptions, upscale_file
+
+    model = FrameModel(lambda x: x, ModelSpec("identity", scale=1))
+    enc = EncodeOptions(codec=codec, crf=crf, options={"preset": preset}, overwrite=True, copy_audio=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = upscale_file(src, dst, model, encode=enc)
+    return {"frames": res.frames, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+
+
 def run_ffmpeg(ffmpeg: str, src: Path, dst: Path, codec: str, preset: str, crf: int, threads: int, rgb: bool) -> dict:
     cmd = [ffmpeg, "-v", "error", "-y", "-threads", str(threads), "-i", str(src), "-map", "0:v", "-an"]
     if rgb:
@@ -168,7 +181,7 @@ def main() -> None:
     print(f"transcode: {args.codec} preset={args.preset} crf={args.crf} threads={args.threads or 'auto'}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, ffmpeg: {ffmpeg or 'not found'}")
 
-    runs: dict[str, list[dict]] = {"ffmpeg": [], "ffmpeg_rgb": [], "streamvsr": []}
+    runs: dict[str, list[dict]] = {"ffmpeg": [], "ffmpeg_rgb": [], "streamvsr": [], "pipeline": []}
     for _ in range(args.repeats):
         if ffmpeg:
             common = (ffmpeg, src, work / "ff.mp4", args.codec, args.preset, args.crf, args.threads)
@@ -176,11 +189,13 @@ def main() -> None:
             runs["ffmpeg_rgb"].append(run_ffmpeg(*common, rgb=True))
         o = run_ours(src, work / "ours.mp4", args.codec, args.preset, args.crf, args.threads, args.queue)
         runs["streamvsr"].append(o)
+        runs["pipeline"].append(run_pipeline(src, work / "pipe.mp4", args.codec, args.preset, args.crf))
 
     labels = {
         "ffmpeg": "ffmpeg CLI (YUV -> encoder)",
         "ffmpeg_rgb": "ffmpeg CLI, RGB round trip",
         "streamvsr": "streamvsr.media, RGB round trip",
+        "pipeline": "streamvsr upscale path, identity",
     }
     best = {k: max(v, key=lambda r: r["frames"] / r["wall_s"]) for k, v in runs.items() if v}
     ref = best.get("ffmpeg")

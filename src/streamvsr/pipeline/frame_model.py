@@ -29,7 +29,7 @@ class FrameModel:
             self.fn(frames[i : i + self.batch].to(self.dtype)).clamp_(0, 1)
             for i in range(0, frames.shape[0], self.batch)
         ]
-        return torch.cat(outs)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def flush(self) -> torch.Tensor:
         return torch.empty(0, 3, 0, 0)

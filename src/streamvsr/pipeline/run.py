@@ -64,10 +64,17 @@ class _Failed:
         self.exc = exc
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8/uint16 -> (3, H, W) float32 in [0, 1]."""
-    scale = 255.0 if rgb.dtype == np.uint8 else 65535.0
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale)
+def to_tensor(frames: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+    """T x (H, W, 3) uint8/uint16 -> (T, 3, H, W) float32 in [0, 1] on ``device``.
+
+    The integers travel to the device (4x fewer bytes than floats, 2x for 16 bit) and are converted there
+    in one pass; the result is a channels-last view, which every torch op accepts.
+    """
+    batch = np.stack(frames)
+    peak = 255.0 if batch.dtype == np.uint8 else 65535.0
+    x = torch.from_numpy(batch if batch.dtype == np.uint8 else batch.astype(np.int32))
+    # convert while contiguous (fast), then view as (T, 3, H, W)
+    return x.to(device, non_blocking=True).float().mul_(1.0 / peak).permute(0, 3, 1, 2)
 
 
 def to_array(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
@@ -76,7 +83,10 @@ def to_array(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     One device-to-host copy per batch, in the output's integer width where torch has it.
     """
     peak = 255.0 if dtype == np.uint8 else 65535.0
-    x = frames.detach().float().clamp(0, 1).mul_(peak).round_().permute(0, 2, 3, 1)
+    # to (T, H, W, 3) first: free for channels-last outputs, one transposing copy otherwise; the math
+    # then runs on a contiguous tensor (elementwise ops on strided views are several times slower)
+    x = frames.detach().permute(0, 2, 3, 1).contiguous().float()
+    x = x.mul(peak).add_(0.5).clamp_(0, peak)  # + 0.5 then truncation = rounding
     if dtype == np.uint8:
         return x.to(torch.uint8).cpu().numpy()
     return x.to(torch.int32).cpu().numpy().astype(dtype)
@@ -172,10 +182,10 @@ def upscale_file(
             pending_pts: list[int | None] = []
             out_dtype = np.uint8
             try:
-                buf: list[torch.Tensor] = []
+                buf: list[np.ndarray] = []
 
-                def run_model(frames: list[torch.Tensor] | None) -> None:
-                    out = engine.push(torch.stack(frames)) if frames else engine.flush()
+                def run_model(frames: list[np.ndarray] | None) -> None:
+                    out = engine.push(to_tensor(frames, device)) if frames else engine.flush()
                     if out.shape[0] == 0:
                         return
                     arrays = list(to_array(out, out_dtype))
@@ -198,7 +208,7 @@ def upscale_file(
                     if enc_error:
                         raise enc_error[0]
                     out_dtype = item.rgb.dtype
-                    buf.append(to_tensor(item.rgb))
+                    buf.append(item.rgb)
                     pending_pts.append(item.pts)
                     if len(buf) >= batch:
                         run_model(buf)
