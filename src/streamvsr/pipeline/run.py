@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ def upscale_file(
             enc = threading.Thread(target=encoder, daemon=True)
             dec.start()
             enc.start()
-            pending_pts: list[int | None] = []
+            pending_pts: deque[int | None] = deque()
             out_dtype = np.uint8
             try:
                 buf: list[np.ndarray] = []
@@ -189,7 +190,7 @@ def upscale_file(
                     if out.shape[0] == 0:
                         return
                     arrays = list(to_array(out, out_dtype))
-                    ptss = [pending_pts.pop(0) for _ in arrays]
+                    ptss = [pending_pts.popleft() for _ in arrays]
                     while not stop.is_set():
                         try:
                             enc_q.put((arrays, ptss), timeout=0.1)
