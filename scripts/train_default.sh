@@ -14,7 +14,7 @@
 #
 # Environment (defaults in brackets):
 #   PYTHON [python]  NPROC [1: plain python; >1: torchrun --standalone --nproc_per_node=NPROC]
-#   SIZE [small]  AE_SIZE [small]  MAX_MINUTES [8]  WORKERS [8]  DEGRADATION [mix]  ALL_STAGES [0: one slice]
+#   SIZE [fast]  AE_SIZE [small]  MAX_MINUTES [8]  WORKERS [8]  DEGRADATION [mix]  ALL_STAGES [0: one slice]
 #   AE_SAMPLES [200000]  AE_STEPS [20000]     per-call sample slice / whole-stage step count, per stage
 #   TC_SAMPLES [200000]  TC_STEPS [20000]
 #   S1_SAMPLES [200000]  S1_STEPS [60000]
@@ -27,7 +27,7 @@ RUN_ROOT=${1:?usage: $0 RUN_ROOT DATA_DIR}
 DATA=${2:?usage: $0 RUN_ROOT DATA_DIR}
 PY=${PYTHON:-python}
 NPROC=${NPROC:-1}
-SIZE=${SIZE:-small}
+SIZE=${SIZE:-fast}
 AE_SIZE=${AE_SIZE:-small}
 MAX_MINUTES=${MAX_MINUTES:-8}
 WORKERS=${WORKERS:-8}

@@ -709,7 +709,7 @@ def add_common_args(
 ) -> None:
     """Flags every FlashVSR recipe shares (data, slices, optimiser, logging, parallelism)."""
     p.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and the data index go here")
-    p.add_argument("--size", default="small", help=f"FlashVSR size ({', '.join(sorted(SIZES))}) or a config .json")
+    p.add_argument("--size", default="fast", help=f"FlashVSR size ({', '.join(sorted(SIZES))}) or a config .json")
     p.add_argument("--data", action="append", default=[], help="data folder or manifest .jsonl (repeatable)")
     p.add_argument("--clip-len", type=int, default=clip_len, help="LR frames per clip, 1 + 4T")
     p.add_argument("--crop", type=int, default=crop, help="HR square crop (multiple of 128 for windows)")
