@@ -226,21 +226,43 @@ def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
 
 
 def dense_block_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: torch.Tensor, block: int = 128
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_mask: torch.Tensor,
+    block: int = 128,
+    group: int = 8,
 ) -> torch.Tensor:
-    """Reference kernel: expand the block mask to tokens and run masked SDPA, one head at a time.
+    """Reference kernel: masked SDPA over the selected 128x128 block pairs, exact.
 
-    Query blocks with no key block give zeros (never NaN, also in backward).
+    Per head and per group of ``group`` query blocks, only the key blocks that some query of the group
+    selected are gathered, and the block mask is expanded to tokens over those alone: memory is bounded by
+    ``group * 128`` query rows, and the locality of LCSA (neighbouring query blocks share their key
+    windows) skips most key blocks at high resolution. Query blocks with no key block give zeros (never
+    NaN, also in backward).
     """
     B, H, Lq, d = q.shape
+    nq, nk = Lq // block, k.shape[2] // block
     empty = ~block_mask.any(-1)  # (B, H, Nq)
     bm = block_mask | empty[..., None]  # attend everywhere in empty rows, zero them afterwards
-    outs = []
+    qb = q.reshape(B, H, nq, block, d)
+    kb = k.reshape(B, H, nk, block, d)
+    vb = v.reshape(B, H, nk, block, d)
+    heads = []
     for h in range(H):
-        tok = bm[:, h, :, None, :, None].expand(-1, -1, block, -1, block)
-        tok = tok.reshape(B, 1, Lq, k.shape[2])
-        outs.append(F.scaled_dot_product_attention(q[:, h : h + 1], k[:, h : h + 1], v[:, h : h + 1], tok))
-    out = torch.cat(outs, dim=1)
+        parts = []
+        for g0 in range(0, nq, group):
+            sel = bm[:, h, g0 : g0 + group]  # (B, G, Nk)
+            g = sel.shape[1]
+            used = sel.any(dim=1).any(dim=0).nonzero().squeeze(1)  # key blocks some query of the group uses
+            ks = kb[:, h, used].reshape(B, 1, -1, d)
+            vs = vb[:, h, used].reshape(B, 1, -1, d)
+            tok = sel[:, :, None, used, None].expand(-1, -1, block, -1, block)
+            tok = tok.reshape(B, 1, g * block, used.numel() * block)
+            qs = qb[:, h, g0 : g0 + g].reshape(B, 1, g * block, d)
+            parts.append(F.scaled_dot_product_attention(qs, ks, vs, tok))
+        heads.append(torch.cat(parts, dim=2))
+    out = torch.cat(heads, dim=1)
     keep = (~empty).repeat_interleave(block, dim=2)[..., None]
     return out * keep.to(out.dtype)
 
