@@ -187,7 +187,7 @@ SIZES: dict[str, FlashVSRConfig] = {
     ),
     # Planned default for CPU and GPU alike: one token per 32x32 output pixels (patch 4 on the 8x latent),
     # one cached window. Random weights, 320x180 -> 1280x720 on 2 CPU threads, steady state: 1.69 FPS
-    # (`python .data/dev/cpu_bench.py p32-d256-kv1 2`, 2026-11-25); "small" measured 0.1 FPS there.
+    # (`python bench/flashvsr_cpu.py p32-d256-kv1 2`, 2026-11-25); "small": 0.11 FPS (2 threads of the H100 host).
     "fast": FlashVSRConfig(
         dit=DiTConfig(
             dim=256, num_layers=6, num_heads=4, ffn_dim=768, patch=(1, 4, 4), text_len=16, learned_context=True
