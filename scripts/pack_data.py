@@ -5,6 +5,10 @@ photos are re-encoded as JPEG q90 with the long side capped. Only ../shared/data
 validation data never enters the pack.
 
     .venv/bin/python scripts/pack_data.py --out .data/pack
+
+On the GPU machine, ``--unpack PACK --out DIR`` decodes the packed videos into BMP frame folders
+(no decode cost per training clip: a random clip of an H.264 file decodes from the last keyframe)
+and copies the photos: ``DIR/video/<clip>/00000.bmp ...`` and ``DIR/images/``.
 """
 
 from __future__ import annotations
@@ -35,13 +39,37 @@ def pack_video(frames: list[Path], out: Path, crf: int) -> None:
             c.mux(p)
 
 
+def unpack_video(src: Path, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with av.open(str(src)) as c:
+        for n, frame in enumerate(c.decode(video=0)):
+            frame.to_image().save(out / f"{n:05d}.bmp")
+    return n + 1
+
+
+def unpack(pack: Path, out: Path) -> None:
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    videos = sorted((pack / "video").glob("*.mp4"))
+    with ThreadPoolExecutor(max(1, min(16, os.cpu_count() or 1))) as ex:
+        counts = list(ex.map(lambda v: unpack_video(v, out / "video" / v.stem), videos))
+    shutil.copytree(pack / "images", out / "images", dirs_exist_ok=True)
+    print(f"unpacked {len(videos)} clips ({sum(counts)} frames) and the photos into {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(".data/pack"))
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--max-side", type=int, default=1024)
     ap.add_argument("--image-sets", default="cbsd68,csun_hays80,curban100,debian_photos")
+    ap.add_argument("--unpack", type=Path, default=None, help="decode this pack into --out instead")
     args = ap.parse_args()
+    if args.unpack is not None:
+        unpack(args.unpack, args.out)
+        return
     train = ROOT / "train"
     (args.out / "video").mkdir(parents=True, exist_ok=True)
     (args.out / "images").mkdir(parents=True, exist_ok=True)

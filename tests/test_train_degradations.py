@@ -259,3 +259,16 @@ def test_degrade_dispatch_and_mix() -> None:
         D.degrade(x, "nope", 0, 4)
     with pytest.raises(DataError):
         D.degrade(x, {"jpeg": 1.0}, 0, 4)
+
+
+def test_mix_string_form() -> None:
+    assert D.parse_mix("bi") == "bi"
+    assert D.parse_mix("bi:0.5, real:0.5") == {"bi": 0.5, "real": 0.5}
+    x = smooth_clip(2, 32, 32)
+    for seed in range(6):
+        assert torch.equal(D.degrade(x, "bi:0.5,bd:0.5", seed, 4), D.degrade(x, {"bi": 0.5, "bd": 0.5}, seed, 4))
+    assert torch.equal(D.degrade(x, "bd:1", 3, 4), D.bd(x, 4))
+    with pytest.raises(DataError):
+        D.parse_mix("bi:lots")
+    with pytest.raises(DataError):
+        D.degrade(x, "bi:0.5,jpeg:0.5", 0, 4)

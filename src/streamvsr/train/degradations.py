@@ -587,6 +587,20 @@ def real_degrade(
     return _to_torch(_quantise_np(clip))
 
 
+def parse_mix(spec: str) -> str | dict[str, float]:
+    """``"bi:0.5,real:0.5"`` -> ``{"bi": 0.5, "real": 0.5}``; a plain kind name is returned unchanged."""
+    if ":" not in spec:
+        return spec
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        name, _, p = part.partition(":")
+        try:
+            out[name.strip()] = float(p)
+        except ValueError:
+            raise DataError(f"degradation mixture must read kind:probability,..., got {spec!r}") from None
+    return out
+
+
 def degrade(
     frames: torch.Tensor,
     kind: str | Mapping[str, float] = "mix",
@@ -597,10 +611,12 @@ def degrade(
 ) -> torch.Tensor:
     """Dispatch to :func:`bi`, :func:`bd` or :func:`real_degrade`.
 
-    ``kind`` is ``"bi" | "bd" | "real" | "mix"`` or a mapping ``{kind: probability}``; ``"mix"``
-    means :data:`DEFAULT_MIX`. A mixture picks one kind per call from ``seed`` (a stream separate
-    from the one the real pipeline uses).
+    ``kind`` is ``"bi" | "bd" | "real" | "mix"``, a mapping ``{kind: probability}`` or its string form
+    ``"bi:0.5,real:0.5"`` (:func:`parse_mix`); ``"mix"`` means :data:`DEFAULT_MIX`. A mixture picks one kind
+    per call from ``seed`` (a stream separate from the one the real pipeline uses).
     """
+    if isinstance(kind, str):
+        kind = parse_mix(kind)
     if not isinstance(kind, str) or kind == "mix":
         mix = DEFAULT_MIX if kind == "mix" else dict(kind)
         names = sorted(mix)

@@ -714,7 +714,11 @@ def add_common_args(
     p.add_argument("--clip-len", type=int, default=clip_len, help="LR frames per clip, 1 + 4T")
     p.add_argument("--crop", type=int, default=crop, help="HR square crop (multiple of 128 for windows)")
     p.add_argument("--batch-size", type=int, default=batch_size, help="clips per rank and step")
-    p.add_argument("--degradation", default="mix", help="LR synthesis: bi, bd, real or mix")
+    p.add_argument(
+        "--degradation",
+        default="mix",
+        help="LR synthesis: bi, bd, real, mix or a mixture such as bi:0.5,real:0.3,bd:0.2",
+    )
     p.add_argument("--strides", default="1,2", help="frame strides a clip may use")
     p.add_argument("--max-zoom-out", type=float, default=1.0, help="random downscale of large sources")
     add_optim_args(p, lr=lr, weight_decay=0.01, warmup_steps=100)

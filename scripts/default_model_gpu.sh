@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The GPU slices that train the default model (size `fast`) on ONE GPU within one warm device lease,
+# three calls of under 10 minutes each. Each phase leaves its run directories in RUN_ROOT (kept while the
+# machine stays warm) and copies the small exports and the logs to OUT_DIR as one tarball, so a lost
+# machine only loses the checkpoints (a later stage can start from the exports with --init).
+#
+#   scripts/default_model_gpu.sh 1   # unpack data; stage 0 (AE); then TCDecoder and stage 1 side by side
+#   scripts/default_model_gpu.sh 2   # TCDecoder and stage 1 continue side by side; stage 2
+#   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
+#
+# Stage 1 and the TCDecoder both need only the autoencoder, so they train at the same time on one GPU (the
+# models are small: data loading, not the GPU, limits both). Minutes per stage come from the environment:
+#   AE_MIN [3.5]  P1_MIN [3.5]  P2_MIN [4.5]  S2_MIN [3]  S3_MIN [6]
+# and RUN_ROOT [/tmp/run], DATA_DIR [/tmp/data], PACK [.data/pack], LPIPS [.data/lpips_fp16.pth],
+# MIX [bi:0.5,bd:0.1,real:0.4], OUT_DIR [$OUT], PYTHON [python3], WORKERS [14], EXTRA (flags for every stage:
+# a CPU dry run passes `--device cpu --max-steps 2 --no-bf16`).
+set -euo pipefail
+
+PHASE=${1:?usage: $0 1|2|3}
+PY=${PYTHON:-python3}
+R=${RUN_ROOT:-/tmp/run}
+D=${DATA_DIR:-/tmp/data}
+PACK=${PACK:-.data/pack}
+LPIPS=${LPIPS:-.data/lpips_fp16.pth}
+MIX=${MIX:-bi:0.5,bd:0.1,real:0.4}
+OUT_DIR=${OUT_DIR:-${OUT:-/tmp/out}}
+W=${WORKERS:-14}
+EXTRA=${EXTRA:-}
+AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
+mkdir -p "$R" "$OUT_DIR"
+
+# shellcheck disable=SC2086  # EXTRA is a word list on purpose
+ae() {
+    $PY -m streamvsr.recipes.stage0_autoencoder --run-dir "$R/ae" --size small --data "$D" --loader ram \
+        --frames 9 --crop 256 --batch-size 16 --workers "$W" --lpips-weights "$LPIPS" --schedule constant \
+        --max-minutes "$AE_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 1000 $EXTRA
+}
+# shellcheck disable=SC2086
+tc() {  # MINUTES
+    $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$R/ae/export" --data "$D" \
+        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$MIX" --image-prob 0.2 \
+        --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lr 3e-4 --schedule constant \
+        --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 $EXTRA
+}
+# shellcheck disable=SC2086
+s1() {  # MINUTES
+    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --ae "$R/ae/export" --data "$D" \
+        --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
+        --workers $((W * 3 / 5)) --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
+        --log-every 50 --ckpt-every 500 $EXTRA
+}
+pack_out() {  # NAME PATH...: those paths of RUN_ROOT + the logs -> OUT_DIR/NAME.tar.gz.00, .01, ... (15 MiB parts)
+    local name=$1 items=()
+    shift
+    for p in "$@" ae/log.jsonl tc/log.jsonl s1/log.jsonl s2/log.jsonl s3/log.jsonl logs; do
+        [ -e "$R/$p" ] && items+=("$p")
+    done
+    tar -czf - -C "$R" "${items[@]}" | split -b 15M -d - "$OUT_DIR/$name.tar.gz."
+    ls -la "$OUT_DIR"
+}
+mkdir -p "$R/logs"
+
+case $PHASE in
+1)
+    [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
+    if [ "${SKIP_AE:-0}" != 1 ]; then
+        ae > "$R/logs/ae.txt" 2>&1 || { tail -n 30 "$R/logs/ae.txt"; exit 2; }
+        tail -n 3 "$R/logs/ae.txt"
+    fi
+    tc "$P1_MIN" > "$R/logs/tc1.txt" 2>&1 &
+    tcpid=$!
+    s1 "$P1_MIN" > "$R/logs/s1a.txt" 2>&1 || { tail -n 30 "$R/logs/s1a.txt"; }
+    wait $tcpid || tail -n 30 "$R/logs/tc1.txt"
+    tail -n 3 "$R/logs/tc1.txt" "$R/logs/s1a.txt"
+    pack_out phase1 ae/export tc/export
+    ;;
+2)
+    tc "$P2_MIN" > "$R/logs/tc2.txt" 2>&1 &
+    tcpid=$!
+    s1 "$P2_MIN" > "$R/logs/s1b.txt" 2>&1 || { tail -n 30 "$R/logs/s1b.txt"; }
+    wait $tcpid || tail -n 30 "$R/logs/tc2.txt"
+    tail -n 3 "$R/logs/tc2.txt" "$R/logs/s1b.txt"
+    # a stage-1 export with the TCDecoder: a fallback model and a check of stage 1 alone
+    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --tcdecoder "$R/tc" --export-only \
+        --export "$R/s1/export" $EXTRA > "$R/logs/s1x.txt" 2>&1 || tail -n 20 "$R/logs/s1x.txt"
+    # shellcheck disable=SC2086
+    $PY -m streamvsr.recipes.stage2_sparse_causal --run-dir "$R/s2" --size fast --init "$R/s1" --ae "$R/ae/export" \
+        --data "$D" --clip-len 25 --crop 256 --batch-size 8 --degradation "$MIX" --workers "$W" --lr 1e-4 --attn-backend dense \
+        --schedule constant --max-minutes "$S2_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
+        --tcdecoder "$R/tc" --export "$R/s2/export" $EXTRA > "$R/logs/s2.txt" 2>&1 || tail -n 30 "$R/logs/s2.txt"
+    tail -n 3 "$R/logs/s2.txt"
+    pack_out phase2 tc/export s1/export s2/export
+    ;;
+3)
+    # shellcheck disable=SC2086
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --init "$R/s2" --teacher "$R/s1" \
+        --tcdecoder "$R/tc" --data "$D" --clip-len 25 --crop 256 --batch-size 4 --degradation "$MIX" \
+        --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" --schedule constant --max-minutes "$S3_MIN" \
+        --total-steps 1000000 --log-every 25 --ckpt-every 250 $EXTRA > "$R/logs/s3.txt" 2>&1 ||
+        tail -n 30 "$R/logs/s3.txt"
+    tail -n 3 "$R/logs/s3.txt"
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --tcdecoder "$R/tc" --export-only \
+        --export "$R/flashvsr-fast" $EXTRA > "$R/logs/s3x.txt" 2>&1 || tail -n 20 "$R/logs/s3x.txt"
+    mkdir -p "$R/bench"
+    if [ -z "$EXTRA" ]; then
+        for m in flashvsr-fast s2/export s1/export; do
+            [ -f "$R/$m/config.json" ] || continue
+            $PY -m streamvsr.cli.main bench --model flashvsr --weights "$R/$m" --size 480x270 --frames 96 \
+                --device cuda --dtype bfloat16 --json "$R/bench/${m//\//_}_1080p.json" 2>&1 | tail -4
+        done
+    fi
+    pack_out phase3 flashvsr-fast bench
+    ;;
+*)
+    echo "unknown phase $PHASE" >&2
+    exit 2
+    ;;
+esac
