@@ -7,6 +7,7 @@
 #   scripts/default_model_gpu.sh 1   # unpack data; stage 0 (AE); then TCDecoder and stage 1 side by side
 #   scripts/default_model_gpu.sh 2   # TCDecoder and stage 1 continue side by side; stage 2
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
+#   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
 #
 # Stage 1 and the TCDecoder both need only the autoencoder, so they train at the same time on one GPU (the
 # models are small: data loading, not the GPU, limits both). Minutes per stage come from the environment:
@@ -26,6 +27,7 @@ MIX=${MIX:-bi:0.5,bd:0.1,real:0.4}
 OUT_DIR=${OUT_DIR:-${OUT:-/tmp/out}}
 W=${WORKERS:-14}
 EXTRA=${EXTRA:-}
+AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
 mkdir -p "$R" "$OUT_DIR"
 
@@ -37,7 +39,7 @@ ae() {
 }
 # shellcheck disable=SC2086
 tc() {  # MINUTES
-    $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$R/ae/export" --data "$D" \
+    $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$AE_DIR" --data "$D" \
         --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$MIX" --image-prob 0.2 \
         --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lr 3e-4 --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 $EXTRA
@@ -110,6 +112,12 @@ case $PHASE in
         done
     fi
     pack_out phase3 flashvsr-fast bench
+    ;;
+tc)
+    [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
+    tc "$TC_MIN" > "$R/logs/tc.txt" 2>&1 || tail -n 30 "$R/logs/tc.txt"
+    tail -n 3 "$R/logs/tc.txt"
+    pack_out phase_tc tc/export
     ;;
 *)
     echo "unknown phase $PHASE" >&2

@@ -199,3 +199,28 @@ def test_vae_is_causal_and_unnormalises() -> None:
     ref.latent_mean.zero_()
     ref.latent_std.fill_(1.0)
     torch.testing.assert_close(m((z_raw - m.latent_mean) / m.latent_std), ref(z_raw), rtol=1e-9, atol=1e-9)
+
+
+def test_tcdecoder_lq_residual_starts_at_the_condition_and_streams() -> None:
+    cfg = TCDecoderConfig(channels=(8, 8, 4, 4), lq_residual=True)
+    lat, lr = _tc_inputs(3)
+    fresh = TCDecoder(cfg).double()
+    al = make_tc_condition(lr, first=True)
+    # zero-initialised last conv: the output is exactly the (aligned, trimmed) bicubic condition
+    torch.testing.assert_close(fresh(lat, lr), al[:, :, 3:], rtol=0, atol=0)
+    m = _randomise(TCDecoder(cfg).double(), 2)
+    whole = m(lat, lr)
+    assert (whole - al[:, :, 3:]).abs().max() > 1e-3  # the stack adds detail once trained
+    m.reset()
+    parts = [m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])]
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError):
+        TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4), cond_channels=0, lq_residual=True))
+
+
+def test_tcdecoder_config_from_older_files() -> None:
+    d = {"channels": [8, 8, 4, 4], "latent_channels": 16, "cond_channels": 768, "time_strides": [1, 2, 2]}
+    assert TCDecoderConfig.from_dict(d) == TCDecoderConfig(channels=(8, 8, 4, 4))
+    assert TCDecoderConfig.from_dict({**d, "lq_residual": True}).lq_residual
+    with pytest.raises(ValueError):
+        TCDecoderConfig.from_dict({**d, "bogus": 1})

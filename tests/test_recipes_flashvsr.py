@@ -225,6 +225,7 @@ def test_tcdecoder_stage_overfits_and_exports(env: dict[str, Path], tc_run: list
     dec2 = load_tcdecoder(env["root"] / "tc", MICRO.decoder, torch.device("cpu"))  # the run dir (EMA)
     for a, b in zip(dec.state_dict().values(), dec2.state_dict().values()):
         assert torch.equal(a, b)
+    assert load_tcdecoder(env["root"] / "tc", None, torch.device("cpu")).cfg == MICRO.decoder  # the stored one
     with pytest.raises(ModelError):
         load_tcdecoder(env["root"] / "tc", TINY.decoder, torch.device("cpu"))
 

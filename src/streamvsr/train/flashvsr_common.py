@@ -339,8 +339,11 @@ def load_autoencoder_from(path: str | Path, device: torch.device) -> nn.Module:
     return ae.eval()
 
 
-def load_tcdecoder(path: str | Path, cfg: TCDecoderConfig, device: torch.device) -> TCDecoder:
-    """A trained TCDecoder (EMA weights) from a TCDecoder run dir, its export folder or a FlashVSR folder."""
+def load_tcdecoder(path: str | Path, cfg: TCDecoderConfig | None, device: torch.device) -> TCDecoder:
+    """A trained TCDecoder (EMA weights) from a TCDecoder run dir, its export folder or a FlashVSR folder.
+
+    ``cfg`` is the config the caller needs (a mismatch raises); ``None`` takes the stored one.
+    """
     from streamvsr.train.export import load_exported
 
     p = Path(path)
@@ -364,7 +367,15 @@ def load_tcdecoder(path: str | Path, cfg: TCDecoderConfig, device: torch.device)
         got = None if fcfg.decoder is None else _jsonable(fcfg.decoder)
     else:
         raise ModelError(f"{p}: no TCDecoder checkpoint, export or FlashVSR folder")
-    if got != _jsonable(cfg):
+    try:
+        stored = None if got is None else TCDecoderConfig.from_dict(got)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{p}: unreadable TCDecoder config: {e}") from None
+    if cfg is None:
+        if stored is None:
+            raise ModelError(f"{p}: no TCDecoder config stored there")
+        cfg = stored
+    if stored != cfg:
         raise ModelError(f"{p}: the TCDecoder there has config {got}, this run needs {_jsonable(cfg)}")
     dec = TCDecoder(cfg)
     try:

@@ -97,6 +97,14 @@ class TCDecoderConfig:
     latent_channels: int = 16
     cond_channels: int = 768
     time_strides: tuple[int, ...] = (1, 2, 2)
+    # ours, not in the paper: the output is the condition frame (bicubic LR) plus the stack's output, so a
+    # small decoder only has to learn the detail (the last conv starts at zero: output = bicubic)
+    lq_residual: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TCDecoderConfig:
+        """From a config.json section; missing fields (older files) take their defaults."""
+        return _build(cls, d)
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ SIZES: dict[str, FlashVSRConfig] = {
         ),
         attention=AttentionConfig(kv_windows=1),
         lq_proj=LQProjConfig(unshuffle=32, hidden1=32, hidden2=64, out_dim=256),
-        decoder=TCDecoderConfig(channels=(24, 16, 12, 12)),
+        decoder=TCDecoderConfig(channels=(24, 16, 12, 12), lq_residual=True),
         vae=None,
         version="fast",
     ),

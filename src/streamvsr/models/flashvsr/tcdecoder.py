@@ -2,7 +2,8 @@
 
 A decoder-only TAEHV derivative: latents (no VAE un-normalisation) concatenated with a pixel-unshuffled
 LR condition -> 3 stages of [MemBlock x3, nearest Upsample x2, TGrow, Conv2d] -> RGB in about [0, 1],
-mapped to [-1, 1] by x*2-1 (not clamped).
+mapped to [-1, 1] by x*2-1 (not clamped). With ``lq_residual`` (ours) the output is instead the condition
+frame plus the stack's output, and the last convolution starts at zero.
 
 Layer index N is the state-dict index ``decoder.N`` of the official checkpoint. A MemBlock's memory is
 its own input at the previous time step (at its temporal rate); it is zero at the start of a stream. The
@@ -131,6 +132,11 @@ class TCDecoder(nn.Module):
             ]
         layers += [nn.ReLU(), _IdentityConv2d(ch[-1]), nn.ReLU(), nn.Conv2d(ch[-1], 3, 3, padding=1)]
         self.decoder = nn.Sequential(*layers)
+        if cfg.lq_residual:
+            if not cfg.cond_channels:
+                raise ValueError("lq_residual needs the LR condition (cond_channels > 0)")
+            nn.init.zeros_(self.decoder[-1].weight)
+            nn.init.zeros_(self.decoder[-1].bias)
         self._mem: dict[int, torch.Tensor] = {}
         self._started = False
 
@@ -179,9 +185,12 @@ class TCDecoder(nn.Module):
                 x = y.reshape(b, t, *y.shape[1:])
         return x, new_mem
 
-    @staticmethod
-    def _output(x: torch.Tensor) -> torch.Tensor:
-        return x.transpose(1, 2) * 2 - 1  # (B, 3, T, H, W), [0,1] -> [-1,1], not clamped
+    def _output(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, 3, H, W) of the stack + aligned cond (B, 3, T, H, W) -> (B, 3, T, H, W) in about [-1, 1]."""
+        x = x.transpose(1, 2)
+        if self.cfg.lq_residual:
+            return cond.to(x.dtype) + x  # bicubic LR + learned detail, not clamped
+        return x * 2 - 1  # [0,1] -> [-1,1], not clamped
 
     # ------------------------------------------------------------------ API
     def forward(self, latents: torch.Tensor, cond: torch.Tensor | None = None, trim: bool = True) -> torch.Tensor:
@@ -193,9 +202,8 @@ class TCDecoder(nn.Module):
         if cond is not None:
             cond = make_tc_condition(cond, first=True, frames_per_latent=self.time_factor)
         x, _ = self._run(self._input(latents, cond), None)
-        if trim:
-            x = x[:, self.frames_to_trim :]
-        return self._output(x)
+        y = self._output(x, cond)
+        return y[:, :, self.frames_to_trim :] if trim else y
 
     def decode(
         self, latents: torch.Tensor, cond: torch.Tensor | None = None, latents_per_pass: int | None = 1
@@ -217,8 +225,9 @@ class TCDecoder(nn.Module):
             cnd = None if cond is None else cond[:, :, a * self.time_factor : (a + step) * self.time_factor]
             x, self._mem = self._run(self._input(lat, cnd), self._mem)
             self._mem = {k: v.detach().clone() for k, v in self._mem.items()}
+            y = self._output(x, cnd)
             if not self._started:
-                x = x[:, self.frames_to_trim :]
+                y = y[:, :, self.frames_to_trim :]
                 self._started = True
-            outs.append(self._output(x))
+            outs.append(y)
         return torch.cat(outs, dim=2)
