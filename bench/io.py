@@ -7,6 +7,11 @@ preset, threads) is timed with the ``ffmpeg`` CLI: plainly (YUV straight to the 
 same RGB round trip (``-vf format=rgb24``). Runs alternate and the best of ``--repeats`` is kept
 (the wall clock is noisy on a shared machine); CPU seconds per frame are reported as well.
 
+Two more rows run the whole upscale path users run (``upscale_file``: decode thread, engine, model, encode
+thread) with an identity ``FrameModel``: once as a float model (uint8 -> float32 in [0, 1] -> model ->
+rounded back to uint8, the path of every float model) and once declaring ``ModelSpec(uint8_io=True)``, so
+8-bit frames reach the model as integers with no float conversion.
+
     .venv/bin/python bench/io.py --json out.json                # makes a 1080p clip (300 frames)
     .venv/bin/python bench/io.py --input clip.mp4 --preset veryfast
 
@@ -119,13 +124,14 @@ def run_ours(src: Path, dst: Path, codec: str, preset: str, crf: int, threads: i
     return {"frames": frames, "wall_s": wall, "cpu_s": cpu}
 
 
-def run_pipeline(src: Path, dst: Path, codec: str, preset: str, crf: int) -> dict:
-    """The real upscale path (``upscale_file``: engine, float frames, threads) with an identity model."""
+def run_pipeline(src: Path, dst: Path, codec: str, preset: str, crf: int, uint8_io: bool = False) -> dict:
+    """The real upscale path (``upscale_file``: engine, threads) with an identity model: float frames, or
+    uint8 frames when the model declares ``uint8_io``."""
     from streamvsr.pipeline.frame_model import FrameModel
     from streamvsr.pipeline.protocol import ModelSpec
     from streamvsr.pipeline.run import EncodeOptions, upscale_file
 
-    model = FrameModel(lambda x: x, ModelSpec("identity", scale=1))
+    model = FrameModel(lambda x: x, ModelSpec("identity", scale=1, uint8_io=uint8_io))
     enc = EncodeOptions(codec=codec, crf=crf, options={"preset": preset}, overwrite=True, copy_audio=False)
     t0, c0 = time.perf_counter(), time.process_time()
     res = upscale_file(src, dst, model, encode=enc)
@@ -181,7 +187,8 @@ def main() -> None:
     print(f"transcode: {args.codec} preset={args.preset} crf={args.crf} threads={args.threads or 'auto'}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, ffmpeg: {ffmpeg or 'not found'}")
 
-    runs: dict[str, list[dict]] = {"ffmpeg": [], "ffmpeg_rgb": [], "streamvsr": [], "pipeline": []}
+    keys = ("ffmpeg", "ffmpeg_rgb", "streamvsr", "pipeline", "pipeline_uint8")
+    runs: dict[str, list[dict]] = {k: [] for k in keys}
     for _ in range(args.repeats):
         if ffmpeg:
             common = (ffmpeg, src, work / "ff.mp4", args.codec, args.preset, args.crf, args.threads)
@@ -189,13 +196,16 @@ def main() -> None:
             runs["ffmpeg_rgb"].append(run_ffmpeg(*common, rgb=True))
         o = run_ours(src, work / "ours.mp4", args.codec, args.preset, args.crf, args.threads, args.queue)
         runs["streamvsr"].append(o)
-        runs["pipeline"].append(run_pipeline(src, work / "pipe.mp4", args.codec, args.preset, args.crf))
+        pipe = (src, work / "pipe.mp4", args.codec, args.preset, args.crf)
+        runs["pipeline"].append(run_pipeline(*pipe))
+        runs["pipeline_uint8"].append(run_pipeline(*pipe, uint8_io=True))
 
     labels = {
         "ffmpeg": "ffmpeg CLI (YUV -> encoder)",
         "ffmpeg_rgb": "ffmpeg CLI, RGB round trip",
         "streamvsr": "streamvsr.media, RGB round trip",
-        "pipeline": "streamvsr upscale path, identity",
+        "pipeline": "upscale path, identity, float",
+        "pipeline_uint8": "upscale path, identity, uint8_io",
     }
     best = {k: max(v, key=lambda r: r["frames"] / r["wall_s"]) for k, v in runs.items() if v}
     ref = best.get("ffmpeg")

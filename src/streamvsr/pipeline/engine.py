@@ -3,7 +3,9 @@
 * pads every frame to the model's size multiple and crops the output back to ``scale x`` input;
 * counts frames, so that after :meth:`Engine.flush` exactly one output exists per input, for any
   length (1 frame included): extra frames a model makes while padding its tail are trimmed;
-* converts dtype/device at the edges, so models see ``(T, 3, h, w)`` in [0, 1] on their device.
+* converts dtype/device at the edges, so models see ``(T, 3, h, w)`` in [0, 1] on their device;
+* passes ``torch.uint8`` frames straight through to models that declare ``spec.uint8_io`` (padding and
+  cropping are exact copies, so the same on integers), and returns uint8 frames for them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class Engine:
 
     ``push`` takes ``(T, 3, h, w)`` float frames in [0, 1] and returns the ``(T', 3, s*h, s*w)``
     frames now ready (``T'`` may be 0); ``flush`` returns the rest. Outputs are float32 on the
-    model's device.
+    model's device. For a model with ``spec.uint8_io`` a stream may instead be ``torch.uint8`` frames
+    (0..255); its outputs are then uint8 too. One stream is all float or all uint8.
     """
 
     def __init__(self, model: StreamingModel, device: torch.device | str = "cpu"):
@@ -37,13 +40,19 @@ class Engine:
         self.frames_in = 0
         self.frames_out = 0
         self._size: tuple[int, int] | None = None
+        self._uint8 = False
 
     def _check_size(self, frames: torch.Tensor) -> None:
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise ValueError(f"expected (T, 3, H, W) frames, got {tuple(frames.shape)}")
+        uint8 = frames.dtype == torch.uint8
+        if uint8 and not getattr(self.model.spec, "uint8_io", False):
+            raise TypeError(f"model {self.model.spec.name!r} takes float frames in [0, 1], not uint8")
         size = (frames.shape[-2], frames.shape[-1])
         if self._size is None:
-            self._size = size
+            self._size, self._uint8 = size, uint8
+        elif uint8 != self._uint8:
+            raise ValueError(f"frame dtype changed mid-stream at frame {self.frames_in}: got {frames.dtype}")
         elif size != self._size:
             raise InputError(
                 f"frame size changed mid-stream at frame {self.frames_in}: {self._size[1]}x{self._size[0]}"
@@ -58,6 +67,10 @@ class Engine:
         room = self.frames_in - self.frames_out
         out = out[:room]
         self.frames_out += out.shape[0]
+        if self._uint8:
+            if out.dtype != torch.uint8:
+                raise TypeError(f"model {self.model.spec.name!r} returned {out.dtype} frames for uint8 input")
+            return out
         return out.float()
 
     def push(self, frames: torch.Tensor) -> torch.Tensor:
@@ -85,7 +98,8 @@ class Engine:
         if self._size is None:
             return torch.empty(0, 3, 0, 0, device=self.device)
         h, w = self._size
-        return torch.empty(0, 3, h * self.scale, w * self.scale, device=self.device)
+        dtype = torch.uint8 if self._uint8 else torch.float32
+        return torch.empty(0, 3, h * self.scale, w * self.scale, device=self.device, dtype=dtype)
 
     def run(self, frames: torch.Tensor, chunk: int = 8) -> torch.Tensor:
         """Convenience for tests and eval: stream ``frames`` in chunks and return all outputs."""

@@ -4,7 +4,9 @@ A model is fed frames in order with ``push`` and returns whatever output frames 
 ``flush`` ends the stream and returns the rest; ``reset`` starts a new stream. Nothing is hidden:
 all state lives in the object and is bounded by the model's window, never by the video's length.
 
-Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device.
+Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device. A model whose spec
+sets ``uint8_io`` also takes ``torch.uint8`` frames (0..255) and then returns ``torch.uint8`` frames: 8-bit
+video reaches it without any float conversion.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class ModelSpec:
               has been pushed (or at flush).
     multiple: input height and width must be multiples of this (the engine pads and crops back).
     dtypes:   compute dtypes the model supports, preferred first.
+    uint8_io: the model also works on integers: pushed ``torch.uint8`` frames (0..255), it returns
+              ``torch.uint8`` frames, the same values the float path gives after rounding (a model that
+              only moves or copies pixels: identity, nearest-neighbour, crops). 8-bit video then skips
+              the uint8 -> float -> uint8 conversions, which on a CPU cost more than such a model.
     """
 
     name: str
@@ -31,6 +37,7 @@ class ModelSpec:
     latency: int = 0
     multiple: int = 1
     dtypes: tuple[torch.dtype, ...] = field(default=(torch.float32,))
+    uint8_io: bool = False
 
 
 @runtime_checkable

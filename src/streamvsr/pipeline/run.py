@@ -65,14 +65,33 @@ class _Failed:
         self.exc = exc
 
 
-def to_tensor(frames: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+# scratch of the chunked float -> integer conversion, in elements: about 1 MiB of float32, cache-resident
+_CHUNK = 1 << 18
+
+
+def to_tensor(frames: list[np.ndarray], device: torch.device | str = "cpu", *, integer: bool = False) -> torch.Tensor:
     """T x (H, W, 3) uint8/uint16 -> (T, 3, H, W) float32 in [0, 1] on ``device``.
 
-    The integers travel to the device (4x fewer bytes than floats, 2x for 16 bit) and are converted there
-    in one pass; the result is a channels-last view, which every torch op accepts.
+    The result is a channels-last view, which every torch op accepts. On the CPU each frame is converted
+    in one pass straight into a numpy-allocated batch (numpy puts large buffers on huge pages: a fresh
+    torch buffer of a 1080p batch costs more in page faults than the conversion itself). Elsewhere the
+    integers travel to the device (4x fewer bytes than floats, 2x for 16 bit) and are converted there.
+    ``integer=True`` keeps 8-bit frames as a ``torch.uint8`` tensor (for models with ``spec.uint8_io``).
     """
+    device = torch.device(device)
+    dtype = frames[0].dtype
+    if integer:
+        if dtype != np.uint8:
+            raise ValueError(f"integer frames must be uint8, got {dtype}")
+        return torch.from_numpy(np.stack(frames)).to(device, non_blocking=True).permute(0, 3, 1, 2)
+    peak = 255.0 if dtype == np.uint8 else 65535.0
+    if device.type == "cpu":
+        out = np.empty((len(frames), *frames[0].shape), np.float32)
+        scale = np.float32(1.0 / peak)  # the value torch's float32 x * (1 / peak) uses: same results
+        for i, f in enumerate(frames):
+            np.multiply(f, scale, out=out[i], dtype=np.float32)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
     batch = np.stack(frames)
-    peak = 255.0 if batch.dtype == np.uint8 else 65535.0
     x = torch.from_numpy(batch if batch.dtype == np.uint8 else batch.astype(np.int32))
     # convert while contiguous (fast), then view as (T, 3, H, W)
     return x.to(device, non_blocking=True).float().mul_(1.0 / peak).permute(0, 3, 1, 2)
@@ -81,16 +100,46 @@ def to_tensor(frames: list[np.ndarray], device: torch.device | str = "cpu") -> t
 def to_array(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8/uint16, rounded (not truncated).
 
-    One device-to-host copy per batch, in the output's integer width where torch has it.
+    ``x * peak + 0.5``, clamped to ``[0, peak]``, then truncated, each step in float32. On the CPU this
+    runs in cache-sized chunks into a numpy array (no full-size float temporaries; strided, e.g.
+    channels-first, outputs are read in place); elsewhere on the device, then one device-to-host copy
+    per batch in the output's integer width where torch has it. ``torch.uint8`` frames (from models with
+    ``spec.uint8_io``) are only laid out as (T, H, W, 3), which may share memory with ``frames``.
     """
+    dtype = np.dtype(dtype)
+    x = frames.detach().permute(0, 2, 3, 1)
+    if x.dtype == torch.uint8:
+        if dtype != np.uint8:
+            raise ValueError(f"uint8 frames cannot become {dtype}")
+        return x.contiguous().cpu().numpy()
     peak = 255.0 if dtype == np.uint8 else 65535.0
-    # to (T, H, W, 3) first: free for channels-last outputs, one transposing copy otherwise; the math
-    # then runs on a contiguous tensor (elementwise ops on strided views are several times slower)
-    x = frames.detach().permute(0, 2, 3, 1).contiguous().float()
-    x = x.mul(peak).add_(0.5).clamp_(0, peak)  # + 0.5 then truncation = rounding
-    if dtype == np.uint8:
-        return x.to(torch.uint8).cpu().numpy()
-    return x.to(torch.int32).cpu().numpy().astype(dtype)
+    if x.device.type != "cpu":
+        # to (T, H, W, 3) first: free for channels-last outputs, one transposing copy otherwise; the math
+        # then runs on a contiguous tensor (elementwise ops on strided views are several times slower)
+        x = x.contiguous().float()
+        x = x.mul(peak).add_(0.5).clamp_(0, peak)  # + 0.5 then truncation = rounding
+        if dtype == np.uint8:
+            return x.to(torch.uint8).cpu().numpy()
+        return x.to(torch.int32).cpu().numpy().astype(dtype)
+    src = x.numpy() if x.dtype == torch.float32 else x.float().numpy()
+    t, h, w, c = src.shape
+    out = np.empty((t, h, w, c), dtype)
+    rows = max(1, _CHUNK // (w * c))
+    tmp = np.empty((rows, w, c), np.float32)
+    fpeak = np.float32(peak)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN from a model: the same bytes as torch, silently
+        for i in range(t):
+            for r in range(0, h, rows):
+                part = src[i, r : r + rows]
+                buf = tmp[: part.shape[0]]
+                np.multiply(part, fpeak, out=buf)
+                np.add(buf, np.float32(0.5), out=buf)  # + 0.5 then truncation = rounding
+                np.clip(buf, 0, fpeak, out=buf)
+                if dtype == np.uint8:
+                    out[i, r : r + part.shape[0]] = buf  # float -> uint8 truncates, as torch's cast does
+                else:
+                    out[i, r : r + part.shape[0]] = buf.astype(np.int32)  # as the device path: via int32
+    return out
 
 
 def _producer(items: Iterator, q: queue.Queue, stop: threading.Event) -> None:
@@ -127,6 +176,7 @@ def upscale_file(
 
     encode = encode or EncodeOptions()
     engine = Engine(model, device)
+    uint8_io = bool(getattr(model.spec, "uint8_io", False))
     s = model.spec.scale
     t0 = time.perf_counter()
     with open_reader(src, start=start, duration=duration) as reader:
@@ -186,7 +236,12 @@ def upscale_file(
                 buf: list[np.ndarray] = []
 
                 def run_model(frames: list[np.ndarray] | None) -> None:
-                    out = engine.push(to_tensor(frames, device)) if frames else engine.flush()
+                    if frames:
+                        # 8-bit video reaches a model with ``uint8_io`` as integers: no float conversion
+                        integer = uint8_io and frames[0].dtype == np.uint8
+                        out = engine.push(to_tensor(frames, device, integer=integer))
+                    else:
+                        out = engine.flush()
                     if out.shape[0] == 0:
                         return
                     arrays = list(to_array(out, out_dtype))
