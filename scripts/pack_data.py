@@ -6,9 +6,10 @@ validation data never enters the pack.
 
     .venv/bin/python scripts/pack_data.py --out .data/pack
 
-On the GPU machine, ``--unpack PACK --out DIR`` decodes the packed videos into BMP frame folders
-(no decode cost per training clip: a random clip of an H.264 file decodes from the last keyframe)
-and copies the photos: ``DIR/video/<clip>/00000.bmp ...`` and ``DIR/images/``.
+On the GPU machine, ``--unpack PACK --out DIR`` decodes the packed videos into folders of raw frames
+(``DIR/video/<clip>/00000.npy ...``, (H, W, 3) uint8 RGB, memory-mapped by the loader so a crop reads only its
+rows; a random clip of an H.264 file would decode from the last keyframe) and copies the photos to
+``DIR/images/``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def unpack_video(src: Path, out: Path) -> int:
     n = 0
     with av.open(str(src)) as c:
         for n, frame in enumerate(c.decode(video=0)):
-            frame.to_image().save(out / f"{n:05d}.bmp")
+            np.save(out / f"{n:05d}.npy", frame.to_ndarray(format="rgb24"))
     return n + 1
 
 

@@ -233,3 +233,30 @@ def test_iter_val_sequences(corpus: Path) -> None:
     assert seqs["videos/seq"].shape == (4, 64, 80, 3)
     assert seqs["videos/clip.mp4"].shape == (4, 72, 96, 3)
     assert seqs["photos/img_002.jpg"].shape == (1, 64, 96, 3)
+
+
+def test_npy_frame_folders_read_like_png_ones(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 40, 56, 3), dtype=np.uint8)
+    for kind in ("png", "npy"):
+        d = tmp_path / "root" / kind
+        d.mkdir(parents=True)
+        for i, f in enumerate(frames):
+            if kind == "png":
+                Image.fromarray(f).save(d / f"{i:05d}.png")
+            else:
+                np.save(d / f"{i:05d}.npy", f)
+    entries = {Path(e.path).name: e for e in D.build_manifest([tmp_path / "root"], tmp_path / "m.jsonl")}
+    assert (entries["npy"].kind, entries["npy"].frames, entries["npy"].width, entries["npy"].height) == (
+        "frame_folder",
+        6,
+        56,
+        40,
+    )
+    box = (3, 5, 16, 24)  # top, left, height, width
+    a = D.read_frames(entries["png"], [1, 4, 4], box)
+    b = D.read_frames(entries["npy"], [1, 4, 4], box)
+    assert np.array_equal(a, b) and np.array_equal(b[0], frames[1, 3:19, 5:29]) and b.flags["C_CONTIGUOUS"]
+    np.save(tmp_path / "root" / "npy" / "00002.npy", frames[2].astype(np.float32))
+    with pytest.raises(DataError):
+        D.read_frames(entries["npy"], [2])

@@ -52,7 +52,9 @@ from torch.utils.data import Dataset, Sampler
 from streamvsr.errors import DataError
 from streamvsr.train.degradations import DEFAULT_REAL_CONFIG, RealDegradationConfig, degrade
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+# .npy: an (H, W, 3) uint8 RGB array, memory-mapped so that a crop reads only its own rows (the fastest frame
+# store for training: scripts/pack_data.py --unpack writes it)
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".npy"})
 VIDEO_EXTS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv"}
     | {".wmv", ".y4m", ".ogv", ".3gp", ".mxf", ".nut", ".h264", ".264", ".hevc", ".265", ".ivf"}
@@ -152,6 +154,9 @@ def _as_root(root: DataRoot | Path | str) -> DataRoot:
 
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header (no decode)."""
+    if path.suffix.lower() == ".npy":
+        shape = _load_npy(path).shape
+        return int(shape[1]), int(shape[0])
     with Image.open(path) as im:
         return int(im.size[0]), int(im.size[1])
 
@@ -298,7 +303,19 @@ def _crop(img: np.ndarray, box: Box | None) -> np.ndarray:
     return img[t : t + h, l : l + w]
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read frame {path}: {e}") from None
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"{path}: a .npy frame must be (H, W, 3) uint8 RGB, got {arr.dtype} {arr.shape}")
+    return arr
+
+
 def _imread_rgb(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        return _load_npy(path)  # memory-mapped: the caller's crop reads only what it keeps
     img = cv2.imread(str(path), _IMREAD_FLAGS)
     if img is None:
         raise DataError(f"cannot read image {path}")
