@@ -15,6 +15,10 @@
 # and RUN_ROOT [/tmp/run], DATA_DIR [/tmp/data], PACK [.data/pack], LPIPS [.data/lpips_fp16.pth],
 # MIX [bi:0.5,bd:0.1,real:0.4], OUT_DIR [$OUT], PYTHON [python3], WORKERS [14], EXTRA (flags for every stage:
 # a CPU dry run passes `--device cpu --max-steps 2 --no-bf16`).
+# TCDecoder: TC_MIX [bi:0.6,bd:0.1,real:0.3] and TC_LPIPS_W [0.5] (the paper's Eq. 3 weight is 2; the first pass
+# with 2 and MIX made a decoder 1.6 dB below bicubic even on ground-truth latents: docs/training.md).
+# VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
+# each TCDecoder slice (validation sequences: evaluation only, never training data).
 set -euo pipefail
 
 PHASE=${1:?usage: $0 1|2|3}
@@ -28,6 +32,7 @@ OUT_DIR=${OUT_DIR:-${OUT:-/tmp/out}}
 W=${WORKERS:-14}
 EXTRA=${EXTRA:-}
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
+TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
 mkdir -p "$R" "$OUT_DIR"
 
@@ -40,8 +45,8 @@ ae() {
 # shellcheck disable=SC2086
 tc() {  # MINUTES
     $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$AE_DIR" --data "$D" \
-        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$MIX" --image-prob 0.2 \
-        --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lr 3e-4 --schedule constant \
+        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob 0.2 \
+        --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 $EXTRA
 }
 # shellcheck disable=SC2086
@@ -50,6 +55,11 @@ s1() {  # MINUTES
         --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
         --workers $((W * 3 / 5)) --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
+}
+tc_gate() {  # the decoder against bicubic on the validation frames, with ground-truth latents
+    [ -d "$VAL" ] || return 0
+    $PY scripts/check_tcdecoder.py --ae "$AE_DIR" --tcdecoder "$R/tc" --data "$VAL" --frames 9 \
+        --json "$R/logs/tc_gate.json" | tail -n 1
 }
 pack_out() {  # NAME PATH...: those paths of RUN_ROOT + the logs -> OUT_DIR/NAME.tar.gz.00, .01, ... (15 MiB parts)
     local name=$1 items=()
@@ -74,6 +84,7 @@ case $PHASE in
     s1 "$P1_MIN" > "$R/logs/s1a.txt" 2>&1 || { tail -n 30 "$R/logs/s1a.txt"; }
     wait $tcpid || tail -n 30 "$R/logs/tc1.txt"
     tail -n 3 "$R/logs/tc1.txt" "$R/logs/s1a.txt"
+    tc_gate
     pack_out phase1 ae/export tc/export
     ;;
 2)
@@ -82,6 +93,7 @@ case $PHASE in
     s1 "$P2_MIN" > "$R/logs/s1b.txt" 2>&1 || { tail -n 30 "$R/logs/s1b.txt"; }
     wait $tcpid || tail -n 30 "$R/logs/tc2.txt"
     tail -n 3 "$R/logs/tc2.txt" "$R/logs/s1b.txt"
+    tc_gate
     # a stage-1 export with the TCDecoder: a fallback model and a check of stage 1 alone
     $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --tcdecoder "$R/tc" --export-only \
         --export "$R/s1/export" $EXTRA > "$R/logs/s1x.txt" 2>&1 || tail -n 20 "$R/logs/s1x.txt"
@@ -117,6 +129,7 @@ tc)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
     tc "$TC_MIN" > "$R/logs/tc.txt" 2>&1 || tail -n 30 "$R/logs/tc.txt"
     tail -n 3 "$R/logs/tc.txt"
+    tc_gate
     pack_out phase_tc tc/export
     ;;
 *)
