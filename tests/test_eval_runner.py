@@ -268,3 +268,121 @@ def test_cli_eval_and_bench(tmp_path: Path, seq_dir: Path):
     assert b["width"] == 16 and b["height"] == 12 and b["frames"] == 3
     r = runner.invoke(bench_cmd, ["--model", "bicubic", "--size", "16by12"])
     assert r.exit_code != 0
+
+
+# ---- several entries of one model (e.g. two checkpoints) ----
+
+
+def test_model_labels():
+    from streamvsr.eval.runner import model_labels
+
+    assert model_labels(["bicubic", "lanczos"]) == ["bicubic", "lanczos"]
+    assert model_labels(["flashvsr", "flashvsr", "bicubic"], ["runs/a", "runs/b/", None]) == [
+        "flashvsr@a", "flashvsr@b", "bicubic"
+    ]  # fmt: skip
+    assert model_labels(["flashvsr", "flashvsr", "flashvsr"], ["x/ckpt", "y/ckpt", "z/ckpt"]) == [
+        "flashvsr@ckpt", "flashvsr@ckpt#2", "flashvsr@ckpt#3"
+    ]  # fmt: skip
+    assert model_labels(["flashvsr", "stream-diffvsr"], ["a/ckpt", "b/ckpt"]) == ["flashvsr", "stream-diffvsr"]
+    assert model_labels(["bicubic", "bicubic"]) == ["bicubic", "bicubic#2"]
+
+
+def test_model_args_forms():
+    from streamvsr.cli.eval_cmds import _model_args
+
+    assert _model_args(("flashvsr=runs/a", "bicubic", "flashvsr = runs/b"), ()) == (
+        ["flashvsr", "bicubic", "flashvsr"], ["runs/a", None, "runs/b"]
+    )  # fmt: skip
+    # the older positional --weights; "" skips a model
+    assert _model_args(("flashvsr", "bicubic"), ("w",)) == (["flashvsr", "bicubic"], ["w", None])
+    assert _model_args(("bicubic", "flashvsr"), ("", "w")) == (["bicubic", "flashvsr"], [None, "w"])
+    for models, weights in [(("flashvsr=a", "bicubic"), ("b",)), (("flashvsr=",), ()), (("=a",), ()),
+                            (("bicubic",), ("a", "b"))]:  # fmt: skip
+        with pytest.raises(InputError):
+            _model_args(models, weights)
+
+
+def test_evaluate_many_same_model_twice(seq_dir: Path):
+    results = evaluate_many(["bicubic", "bicubic"], seq_dir, "bi", max_frames=1, metrics=["psnr_y"])
+    assert [r["model"] for r in results] == ["bicubic", "bicubic#2"]
+    assert [(r["model_name"], r["weights"]) for r in results] == [("bicubic", None), ("bicubic", None)]
+    assert results[0]["sequences"]["clip_a"]["psnr_y"] == results[1]["sequences"]["clip_a"]["psnr_y"]
+
+
+@pytest.fixture(scope="module")
+def tiny_flashvsr(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two tiny official-layout FlashVSR folders with different weights and the same basename."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_tiny_official", Path(__file__).resolve().parents[1] / "scripts" / "make_tiny_official.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mto = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mto)
+    root = tmp_path_factory.mktemp("fv")
+    return mto.write_tiny_official(root / "a" / "ckpt", seed=0), mto.write_tiny_official(root / "b" / "ckpt", seed=1)
+
+
+@pytest.fixture(scope="module")
+def small_seq(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("small")
+    (root / "clip").mkdir()
+    for t, f in enumerate(_clip(3, 2)):
+        Image.fromarray(np.ascontiguousarray(f[:32, :32])).save(root / "clip" / f"{t + 1}.png")
+    return root
+
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from streamvsr.cli.main import cli
+
+    return CliRunner().invoke(cli, ["eval", *args, "--metrics", "psnr_y", "--device", "cpu"])
+
+
+@pytest.mark.usefixtures("one_torch_thread")  # tiny FlashVSR: many times faster on a busy CPU
+def test_cli_eval_two_checkpoints_of_one_model(tmp_path: Path, small_seq: Path, tiny_flashvsr: tuple[Path, Path]):
+    a, b = tiny_flashvsr
+    out, rep = tmp_path / "r.json", tmp_path / "rep"
+    r = _cli("--model", f"flashvsr={a}", "--model", f"flashvsr={b}", "--model", "bicubic", "--data", str(small_seq),
+             "--json", str(out), "--report", str(rep))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+    assert rows == ["flashvsr@ckpt", "flashvsr@ckpt#2", "bicubic"]
+    data = json.loads(out.read_text())
+    assert [d["model"] for d in data] == rows
+    assert [(d["model_name"], d["weights"]) for d in data] == [
+        ("flashvsr", str(a.resolve())), ("flashvsr", str(b.resolve())), ("bicubic", None)
+    ]  # fmt: skip
+    assert data[0]["mean"]["psnr_y"] != data[1]["mean"]["psnr_y"]  # each entry ran its own weights
+    md = (rep / "results.md").read_text()
+    assert f"| flashvsr@ckpt#2 | flashvsr | {b.resolve()} |" in md
+    assert [d["model"] for d in json.loads((rep / "results.json").read_text())] == rows
+
+
+@pytest.mark.usefixtures("one_torch_thread")  # tiny FlashVSR: many times faster on a busy CPU
+def test_cli_eval_positional_weights_still_work(tmp_path: Path, small_seq: Path, tiny_flashvsr: tuple[Path, Path]):
+    out = tmp_path / "r.json"
+    r = _cli("--model", "flashvsr", "--model", "bicubic", "--weights", str(tiny_flashvsr[0]), "--data",
+             str(small_seq), "--json", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert [(d["model"], d["weights"]) for d in data] == [("flashvsr", str(tiny_flashvsr[0].resolve())),
+                                                          ("bicubic", None)]  # fmt: skip
+
+
+def test_cli_eval_weights_errors(small_seq: Path, tiny_flashvsr: tuple[Path, Path]):
+    w = str(tiny_flashvsr[0])
+    cases = [
+        (["--model", f"flashvsr={w}", "--model", "bicubic", "--weights", w], "not both"),
+        (["--model", f"bicubic={w}"], "'bicubic' takes no weights"),
+        (["--model", "bicubic", "--model", "flashvsr", "--weights", w], "'bicubic' takes no weights"),  # by position
+        (["--model", "flashvsr", "--model", "bicubic"], "'flashvsr' needs --weights"),
+        (["--model", "flashvsr="], "NAME=WEIGHTS_DIR"),
+    ]
+    for args, message in cases:
+        r = _cli(*args, "--data", str(small_seq))
+        assert r.exit_code != 0
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("streamvsr: error:") and message in lines[0], r.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from streamvsr.errors import StreamVSRError
+from streamvsr.errors import InputError, StreamVSRError
 
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 
@@ -37,13 +37,39 @@ def _size(value: str) -> tuple[int, int]:
     return w, h
 
 
+def _model_args(models: tuple[str, ...], weights: tuple[str, ...]) -> tuple[list[str], list[str | None]]:
+    """``--model NAME`` / ``--model NAME=WEIGHTS_DIR`` entries and the older positional ``--weights``.
+
+    Returns the names and one weights folder (or None) per name; mixing both forms is an error.
+    """
+    names: list[str] = []
+    folders: list[str | None] = []
+    for m in models:
+        name, eq, folder = m.partition("=")
+        name, folder = name.strip(), folder.strip()
+        if not name or (eq and not folder):
+            raise InputError(f"--model expects NAME or NAME=WEIGHTS_DIR, got {m!r}")
+        names.append(name)
+        folders.append(folder if eq else None)
+    if weights:
+        if any(f is not None for f in folders):
+            raise InputError("use either --model NAME=WEIGHTS_DIR or --weights (paired by position), not both")
+        if len(weights) > len(models):
+            raise InputError(f"{len(weights)} --weights for {len(models)} --model (they pair by position)")
+        folders = [w or None for w in weights] + folders[len(weights) :]  # --weights "" skips a model
+    return names, folders
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
 
 
 @click.command("eval")
-@click.option("--model", "models", multiple=True, required=True, help="Model name (repeat to compare several).")
-@click.option("--weights", multiple=True, type=click.Path(), help="Weights folder, in --model order (repeatable).")
+@click.option("--model", "models", multiple=True, required=True, metavar="NAME[=WEIGHTS_DIR]",
+              help="Model, optionally with its weights folder (repeat to compare several, also the same model "
+              "with different weights).")  # fmt: skip
+@click.option("--weights", multiple=True, type=click.Path(),
+              help="Older form: weights of the N-th --model (repeatable; not with NAME=WEIGHTS_DIR).")  # fmt: skip
 @click.option("--data", "data_dir", required=True, type=click.Path(), help="Sequences folder, videos or images.")
 @click.option("--degradation", type=click.Choice(["bi", "bd", "real", "none"]), default="bi", show_default=True)
 @click.option("--scale", type=int, default=4, show_default=True)
@@ -60,22 +86,21 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
     from streamvsr.eval.report import write_json
     from streamvsr.eval.runner import METRICS, evaluate_many
 
-    if len(weights) > len(models):
-        raise click.BadParameter("more --weights than --model", param_hint="--weights")
+    names, folders = _model_args(models, weights)
     metrics = None if kw["metrics"] is None else [m.strip() for m in kw["metrics"].split(",") if m.strip()]
 
     def progress(p: dict) -> None:
         click.echo(f"[{p['index'] + 1}/{p['total']}] {p['model']}: {p['sequence']} ({p['frames']} frames)", err=True)
 
     results = evaluate_many(
-        list(models),
+        names,
         data_dir,
         kw["degradation"],
         kw["scale"],
         kw["max_frames"],
         kw["report_dir"],
         progress,
-        weights=list(weights),
+        weights=folders,
         device=_device(kw["device"]),
         dtype=_dtype(kw["dtype"]),
         metrics=metrics,

@@ -51,7 +51,8 @@ def _fmt(v: float | None, key: str) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    """Mean table over models, then one per-sequence table per metric that any model has."""
+    """Mean table over models (rows by label; which model and weights each label is, when not obvious),
+    then one per-sequence table per metric that any model has."""
     keys = [k for k in LABELS if any(r["mean"].get(k) is not None for r in results)]
     arrows = {k: " ↑" if LABELS[k][1] else " ↓" for k in keys}
     head = "| model | " + " | ".join(LABELS[k][0] + arrows[k] for k in keys) + " |"
@@ -60,6 +61,9 @@ def markdown(results: list[dict]) -> str:
     lines = [f"# Evaluation: x{r0['scale']}, degradation `{r0['degradation']}`, {r0['frames']} frames", "",
              "## Mean over sequences", "", head, sep]  # fmt: skip
     lines += [f"| {r['model']} | " + " | ".join(_fmt(r["mean"][k], k) for k in keys) + " |" for r in results]
+    if any(r.get("weights") or r.get("model_name", r["model"]) != r["model"] for r in results):
+        lines += ["", "## Models", "", "| label | model | weights |", "|---|---|---|"]
+        lines += [f"| {r['model']} | {r.get('model_name', r['model'])} | {r.get('weights') or '–'} |" for r in results]
     seqs = list(r0["sequences"])
     for k in keys:
         if k == "fps":
@@ -110,6 +114,14 @@ def _crop_box(img: np.ndarray, side: int) -> tuple[int, int]:
     return pos
 
 
+def _short(text: str, n: int) -> str:
+    """At most ``n`` characters, keeping both ends (labels of two checkpoints often differ at the end)."""
+    if len(text) <= n:
+        return text
+    tail = (n - 2) // 2
+    return text[: n - 2 - tail] + ".." + text[len(text) - tail :]
+
+
 def montage(lq: np.ndarray, sr: dict[str, np.ndarray], gt: np.ndarray | None, scale: int) -> np.ndarray:
     """Side-by-side crops with labels: input (nearest x scale), each model, GT."""
     from PIL import Image, ImageDraw
@@ -131,7 +143,7 @@ def montage(lq: np.ndarray, sr: dict[str, np.ndarray], gt: np.ndarray | None, sc
     for i, (name, tile) in enumerate(tiles):
         img = Image.fromarray(np.ascontiguousarray(tile)).resize((tw, tw), Image.Resampling.NEAREST)
         canvas.paste(img, (i * (tw + gap), 0))
-        draw.text((i * (tw + gap) + 2, tw + 2), name[:24], fill="black")
+        draw.text((i * (tw + gap) + 2, tw + 2), _short(name, max(8, (tw - 4) // 6)), fill="black")
     return np.asarray(canvas)
 
 

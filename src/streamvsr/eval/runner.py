@@ -7,7 +7,8 @@ model streams the LQ frames through :class:`~streamvsr.pipeline.engine.Engine` o
 
 Result (one dict per model; ``None`` where a metric does not apply, e.g. without GT)::
 
-    {"model": str, "degradation": str, "scale": int, "frames": int,
+    {"model": label, "model_name": str, "weights": absolute folder | None,
+     "degradation": str, "scale": int, "frames": int,
      "mean": {psnr_y, ssim_y, psnr_rgb, st_lpips, tof, warp_error, niqe, fps, color_drift},
      "sequences": {name: {same keys}}}
 
@@ -20,10 +21,13 @@ ST-LPIPS, NIQE, tOF, warping error and colour drift use whole frames.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -168,26 +172,72 @@ def _wanted(metrics: Collection[str] | None, degradation: str) -> set[str]:
     return wanted | {"fps"}
 
 
-def _named_factories(
+@dataclass
+class _Entry:
+    """One model of a run: its unique label (tables, JSON, montages), registry name, weights and factory."""
+
+    label: str
+    name: str
+    weights: str | None
+    factory: ModelFactory
+
+
+def model_labels(names: Sequence[str], weights: Sequence[str | Path | None] | None = None) -> list[str]:
+    """Unique labels: the name when it appears once, else ``name@<weights folder basename>`` (the bare name
+    without weights); a label already taken gets ``#2``, ``#3``, ..."""
+    w = list(weights or [])
+    w += [None] * (len(names) - len(w))
+    counts = Counter(names)
+    labels: list[str] = []
+    for name, folder in zip(names, w):
+        base = name
+        if counts[name] > 1 and folder is not None:
+            p = Path(folder)
+            base = f"{name}@{p.name or p.resolve().name}"
+        label, k = base, 1
+        while label in labels:
+            k += 1
+            label = f"{base}#{k}"
+        labels.append(label)
+    return labels
+
+
+def _check_takes_weights(name: str, weights: str | Path) -> None:
+    """A registry model whose factory has no ``weights`` parameter would silently ignore a weights folder."""
+    from streamvsr.pipeline.registry import available_models
+
+    entry = next((e for e in available_models() if e.name == name), None)
+    if entry is not None and not entry.needs_weights and "weights" not in inspect.signature(entry.factory).parameters:
+        raise ModelError(f"model {name!r} takes no weights folder, got {str(weights)!r} (use --model NAME=DIR)")
+
+
+def _entries(
     models: Sequence[str | tuple[str, ModelFactory]],
     weights: Sequence[str | Path | None] | None,
     device: torch.device,
     dtype: torch.dtype | None,
     scale: int,
-) -> list[tuple[str, ModelFactory]]:
-    out: list[tuple[str, ModelFactory]] = []
+) -> list[_Entry]:
     weights = list(weights or [])
-    for i, m in enumerate(models):
+    if len(weights) > len(models):
+        raise InputError(f"{len(weights)} weights folders for {len(models)} models")
+    weights += [None] * (len(models) - len(weights))
+    names = [m if isinstance(m, str) else m[0] for m in models]
+    for m, w in zip(models, weights):
+        if w is not None and not isinstance(m, str):
+            raise InputError(f"model {m[0]!r} is given as a factory; it takes no weights folder")
+    labels = model_labels(names, weights)
+    out: list[_Entry] = []
+    for m, w, label in zip(models, weights, labels):
         if isinstance(m, str):
             from streamvsr.pipeline.registry import load_model
 
-            w = weights[i] if i < len(weights) else None
-            out.append((m, lambda m=m, w=w: load_model(m, weights=w, device=device, dtype=dtype, scale=scale)))
+            if w is not None:
+                _check_takes_weights(m, w)
+            factory = partial(load_model, m, weights=w, device=device, dtype=dtype, scale=scale)
+            out.append(_Entry(label, m, None if w is None else str(Path(w).resolve()), factory))
         else:
-            out.append(m)
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise InputError(f"each model may be evaluated once per run, got {names}")
+            out.append(_Entry(label, m[0], None, m[1]))
     return out
 
 
@@ -209,14 +259,16 @@ def evaluate_many(
     """Evaluate several models on the same data in one pass; one result dict per model.
 
     ``models`` are registry names (built with ``weights[i]``, ``device``, ``dtype``) or
-    ``(name, factory)`` pairs. ``metrics`` restricts what is measured (fps always is).
+    ``(name, factory)`` pairs; a name may repeat (e.g. two checkpoints), each entry is labelled as
+    :func:`model_labels` says. ``metrics`` restricts what is measured (fps always is).
     """
     if degradation not in DEGRADATIONS:
         raise InputError(f"unknown degradation {degradation!r}; use one of {', '.join(DEGRADATIONS)}")
     device = torch.device(device)
     wanted = _wanted(metrics, degradation)
+    entries = _entries(models, weights, device, dtype, scale)
     sources = find_sequences(data_dir, layout)
-    built = [(name, factory()) for name, factory in _named_factories(models, weights, device, dtype, scale)]
+    built = [(e.label, e.factory()) for e in entries]
     for name, model in built:
         if model.spec.scale != scale:
             raise ModelError(f"model {name!r} upscales x{model.spec.scale}, but the evaluation is x{scale}")
@@ -249,7 +301,8 @@ def evaluate_many(
                 per_seq[name][seq]["st_lpips"] = v
 
     results = []
-    for name, _ in built:
+    for e in entries:
+        name = e.label
         seqs = per_seq[name]
         mean = {k: _mean([s[k] for s in seqs.values()]) for k in METRICS}
         frames, seconds = totals[name]
@@ -257,6 +310,8 @@ def evaluate_many(
         results.append(
             {
                 "model": name,
+                "model_name": e.name,
+                "weights": e.weights,
                 "degradation": degradation,
                 "scale": scale,
                 "frames": frames,
