@@ -125,7 +125,7 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
 @click.option("--size", "size", required=True, help="Input frame size WxH, e.g. 640x360.")
 @click.option("--frames", type=int, default=32, show_default=True, help="Frames to stream.")
 @click.option("--warmup", type=int, default=None,
-              help="Unmeasured warm-up frames (streamed and flushed first); default: the model's look-ahead + 16.")  # fmt: skip
+              help="Unmeasured warm-up frames, streamed and flushed first (default: the look-ahead + 16).")  # fmt: skip
 @click.option("--scale", type=int, default=None, help="Upscaling factor (default: the model's).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True)
@@ -142,7 +142,8 @@ def bench_cmd(model: str, weights: str | None, size: str, frames: int, **kw) -> 
     device = _device(kw["device"])
     dtype = _dtype(kw["dtype"])
     m = load_model(model, weights=weights, device=device, dtype=dtype, scale=kw["scale"])
-    res = benchmark(m, w, h, frames, device=device, warmup=None if kw["warmup"] is None else max(kw["warmup"], 0), name=model, dtype=dtype)
+    warmup = None if kw["warmup"] is None else max(kw["warmup"], 0)
+    res = benchmark(m, w, h, frames, device=device, warmup=warmup, name=model, dtype=dtype)
     click.echo(format_table([res]))
     if kw["json_out"]:
         write_json(res.to_dict(), Path(kw["json_out"]))
