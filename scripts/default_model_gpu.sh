@@ -61,6 +61,14 @@ tc_gate() {  # the decoder against bicubic on the validation frames, with ground
     $PY scripts/check_tcdecoder.py --ae "$AE_DIR" --tcdecoder "$R/tc" --data "$VAL" --frames 9 \
         --json "$R/logs/tc_gate.json" | tail -n 1
 }
+tc_beside_s1() {  # MINUTES TC_LOG S1_LOG: the TCDecoder and stage 1 side by side on the one GPU, then the gate
+    tc "$1" > "$R/logs/$2.txt" 2>&1 &
+    local tcpid=$!
+    s1 "$1" > "$R/logs/$3.txt" 2>&1 || tail -n 30 "$R/logs/$3.txt"
+    wait $tcpid || tail -n 30 "$R/logs/$2.txt"
+    tail -n 3 "$R/logs/$2.txt" "$R/logs/$3.txt"
+    tc_gate
+}
 pack_out() {  # NAME PATH...: those paths of RUN_ROOT + the logs -> OUT_DIR/NAME.tar.gz.00, .01, ... (15 MiB parts)
     local name=$1 items=()
     shift
@@ -79,21 +87,11 @@ case $PHASE in
         ae > "$R/logs/ae.txt" 2>&1 || { tail -n 30 "$R/logs/ae.txt"; exit 2; }
         tail -n 3 "$R/logs/ae.txt"
     fi
-    tc "$P1_MIN" > "$R/logs/tc1.txt" 2>&1 &
-    tcpid=$!
-    s1 "$P1_MIN" > "$R/logs/s1a.txt" 2>&1 || { tail -n 30 "$R/logs/s1a.txt"; }
-    wait $tcpid || tail -n 30 "$R/logs/tc1.txt"
-    tail -n 3 "$R/logs/tc1.txt" "$R/logs/s1a.txt"
-    tc_gate
+    tc_beside_s1 "$P1_MIN" tc1 s1a
     pack_out phase1 ae/export tc/export
     ;;
 2)
-    tc "$P2_MIN" > "$R/logs/tc2.txt" 2>&1 &
-    tcpid=$!
-    s1 "$P2_MIN" > "$R/logs/s1b.txt" 2>&1 || { tail -n 30 "$R/logs/s1b.txt"; }
-    wait $tcpid || tail -n 30 "$R/logs/tc2.txt"
-    tail -n 3 "$R/logs/tc2.txt" "$R/logs/s1b.txt"
-    tc_gate
+    tc_beside_s1 "$P2_MIN" tc2 s1b
     # a stage-1 export with the TCDecoder: a fallback model and a check of stage 1 alone
     $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --tcdecoder "$R/tc" --export-only \
         --export "$R/s1/export" $EXTRA > "$R/logs/s1x.txt" 2>&1 || tail -n 20 "$R/logs/s1x.txt"
