@@ -10,12 +10,13 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from micro_configs import MICRO, MICRO_AE, TINY
 from PIL import Image
 
 from streamvsr.errors import DataError, ModelError, StreamVSRError
 from streamvsr.media.synth import pattern_frame
-from streamvsr.models.autoencoder import AutoencoderConfig, VideoAutoencoder
-from streamvsr.models.flashvsr.config import SIZES, TCDecoderConfig
+from streamvsr.models.autoencoder import VideoAutoencoder
+from streamvsr.models.flashvsr.config import TCDecoderConfig
 from streamvsr.models.flashvsr.tcdecoder import TCDecoder
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
@@ -35,17 +36,6 @@ from streamvsr.train.flashvsr_common import (
     sample_sigmas,
     upsample_lr,
 )
-
-TINY = SIZES["tiny"]
-MICRO = dataclasses.replace(
-    TINY,
-    dit=dataclasses.replace(TINY.dit, dim=32, num_heads=2, ffn_dim=64, freq_dim=16, text_len=4),
-    lq_proj=dataclasses.replace(TINY.lq_proj, hidden1=8, hidden2=16, out_dim=32),
-    decoder=TCDecoderConfig(channels=(8, 8, 8, 8)),
-    vae=None,
-    version="micro",
-)
-MICRO_AE = AutoencoderConfig(enc_channels=(4, 4, 8), enc_blocks=(1, 1, 1), dec_channels=(8, 4, 4), dec_blocks=(1, 1, 1))
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
     python -m streamvsr.recipes.stage1_teacher --run-dir runs/s1 --size small --ae runs/ae/export \\
         --data ../shared/data/train --max-samples 20000
     torchrun --nproc_per_node=N -m streamvsr.recipes.stage1_teacher ...      # several GPUs (DDP)
+    torchrun --nproc_per_node=N -m streamvsr.recipes.stage1_teacher --parallel fsdp ...   # FSDP2, large sizes
 
 What is trained ([FlashVSR] §3.2 Stage 1, spec §5): the DiT of ``--size`` and the LQ projector, from scratch
 (or from ``--init``), on latents of HR clips from our frozen stage-0 autoencoder (``--ae``), conditioned on the
@@ -38,7 +39,7 @@ from streamvsr.models.autoencoder import VideoAutoencoder
 from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import find_latest
-from streamvsr.train.distributed import DistInfo, autocast, seed_everything, wrap_model
+from streamvsr.train.distributed import DistInfo, autocast, seed_everything
 from streamvsr.train.ema import EMA
 from streamvsr.train.flashvsr_common import (
     TIMESTEPS,
@@ -62,6 +63,7 @@ from streamvsr.train.flashvsr_common import (
     step_generator,
     to_video,
     upsample_lr,
+    wrap_flashvsr,
 )
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
 from streamvsr.train.recipe_utils import (
@@ -154,6 +156,8 @@ def train_flow_matching(
             raise ModelError("stage 2 starts from stage 1: give --init <stage-1 run dir>")
         net.dit.init_weights(zero_head=True)  # v = 0 at the start
     net.dit.gradient_checkpointing = bool(args.grad_checkpointing)
+    # DDP wraps, FSDP2 shards in place (rank 0's weights on every rank): before the optimizer and the EMA
+    model = wrap_flashvsr(net, info, "none" if args.export_only else args.parallel)
     optimizer = make_adamw(net, lr=args.lr, weight_decay=args.weight_decay)
     ema = EMA(net, decay=args.ema_decay)
     config = {"flashvsr": cfg.to_dict(), "size": args.size, "windowed": windowed}
@@ -174,7 +178,6 @@ def train_flow_matching(
     ae = load_autoencoder_from(args.ae, device)
     if ae.cfg.latent_channels != cfg.dit.in_channels or ae.cfg.spatial_factor != cfg.latent_scale:
         raise ModelError("the autoencoder's latent space does not fit this DiT")
-    model = wrap_model(net, info, args.parallel)
     pack = 0 if windowed else args.pack_images
     data = clip_batches_from_args(
         args,

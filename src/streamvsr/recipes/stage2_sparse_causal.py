@@ -2,7 +2,7 @@
 
     python -m streamvsr.recipes.stage2_sparse_causal --run-dir runs/s2 --size small --init runs/s1 \\
         --ae runs/ae/export --data ../shared/data/train --max-samples 10000
-    torchrun --nproc_per_node=N -m streamvsr.recipes.stage2_sparse_causal ...
+    torchrun --nproc_per_node=N -m streamvsr.recipes.stage2_sparse_causal ...   # --parallel fsdp for large sizes
 
 What changes from stage 1 ([FlashVSR] §3.2 Stage 2, spec §5): attention becomes the inference attention,
 locality-constrained block-sparse attention over (2, 8, 8)-token windows with the streaming causal window mask

@@ -2,7 +2,7 @@
 
     python -m streamvsr.recipes.stage3_dmd --run-dir runs/s3 --size small --init runs/s2 --teacher runs/s1 \\
         --tcdecoder runs/tc --data ../shared/data/train --max-samples 5000
-    torchrun --nproc_per_node=N -m streamvsr.recipes.stage3_dmd ...
+    torchrun --nproc_per_node=N -m streamvsr.recipes.stage3_dmd ...        # --parallel fsdp for large sizes
     python -m streamvsr.recipes.stage3_dmd --run-dir runs/s3 --size small --tcdecoder runs/tc \\
         --export-only --export weights/flashvsr-small      # the final inference folder
 
@@ -22,7 +22,9 @@ weight 2. L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shif
 0.5 ||x0 - sg(x0 - grad)||^2. Pixel terms: 2 randomly chosen consecutive latents are decoded with the frozen
 TCDecoder (its memory of the earlier latents computed without gradient) and compared with the HR frames they
 decode to. Fake loss: L_FM(fake) on G's detached samples (``--fake-steps`` updates per generator update).
-Two optimisers and two EMA states (generator: exported; fake: kept in the checkpoint).
+Two optimisers and two EMA states (generator: exported; fake: kept in the checkpoint). ``--parallel fsdp``
+shards the generator, the fake score and the frozen real score (FSDP2 units: DiT blocks, their cross-attentions, root);
+checkpoints stay full state dicts.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from streamvsr.errors import DataError, ModelError
 from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import find_latest
-from streamvsr.train.distributed import DistInfo, autocast, seed_everything, wrap_model
+from streamvsr.train.distributed import DistInfo, autocast, seed_everything
 from streamvsr.train.ema import EMA
 from streamvsr.train.flashvsr_common import (
     TIMESTEPS,
@@ -66,6 +68,7 @@ from streamvsr.train.flashvsr_common import (
     step_generator,
     to_video,
     upsample_lr,
+    wrap_flashvsr,
 )
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
 from streamvsr.train.recipe_utils import optimizer_step, setup_device
@@ -128,6 +131,13 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         fake_net.load_state_dict(copy.deepcopy(real_net.state_dict()), strict=True)  # type: ignore[union-attr]
     for n in (gen_net, fake_net):
         n.dit.gradient_checkpointing = bool(args.grad_checkpointing)
+    # DDP wraps, FSDP2 shards in place (rank 0's weights on every rank): before the optimizers and the EMAs.
+    # Under FSDP2 the frozen real score is sharded too (same units; it only runs forwards, without gradient).
+    mode = "none" if args.export_only else args.parallel
+    g_model = wrap_flashvsr(gen_net, info, mode)
+    f_model = wrap_flashvsr(fake_net, info, mode)
+    if real_net is not None and mode == "fsdp":
+        real_net = wrap_flashvsr(real_net, info, mode)  # type: ignore[assignment]
     opt_g = make_adamw(gen_net, lr=args.lr, weight_decay=args.weight_decay)
     fake_lr = args.fake_lr if args.fake_lr is not None else args.lr
     opt_f = make_adamw(fake_net, lr=fake_lr, weight_decay=args.weight_decay)
@@ -147,8 +157,6 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             raise ModelError(f"--export-only: no checkpoint in {args.run_dir}")
         return do_export()
 
-    g_model = wrap_model(gen_net, info, args.parallel)
-    f_model = wrap_model(fake_net, info, args.parallel)
     perceptual_fn, lpips_fields = perceptual_from_args(args, device)
     data = clip_batches_from_args(args, info, session.run_dir)
     session.open_log(

@@ -91,13 +91,13 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
 
     seed_everything(args.seed, info.rank)
     model = TCDecoder(cfg.decoder).to(device)
+    net = wrap_model(model, info, args.parallel)  # FSDP2 (root only) shards in place: before optimizer and EMA
     optimizer = make_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
     ema = EMA(model, decay=args.ema_decay)
     config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size}
     session = TrainSession(args, info, RECIPE, config, callback)
     session.add("decoder", model, optimizer, ema)
     session.resume()
-    net = wrap_model(model, info, args.parallel)
 
     perceptual_fn, lpips_fields = perceptual_from_args(args, device)
     data = clip_batches_from_args(
@@ -150,9 +150,10 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     targets = [] if args.no_export else [session.run_dir / "export"]
     if args.export:
         targets.append(Path(args.export))
+    weights = ema.weights(rank0_only=True) if info.is_main or ema.sharded else {}  # collective under FSDP2
     if info.is_main:
         m = TCDecoder(cfg.decoder)
-        m.load_state_dict(ema.weights(), strict=True)
+        m.load_state_dict(weights, strict=True)
         conf = {**config, "step": session.step, "samples": session.samples, "weights": "ema"}
         for t in targets:
             files = export_safetensors(m.state_dict(), t, conf, name="tcdecoder")

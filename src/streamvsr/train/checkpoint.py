@@ -137,27 +137,69 @@ def set_model_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> No
     model.load_state_dict(state, strict=True)
 
 
+def _param_fqns(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The names of the optimizer's parameters in ``optimizer.state_dict()`` index order."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    try:
+        return [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    except KeyError:
+        raise ValueError("the optimizer holds a parameter that is not in the model") from None
+
+
+def _is_fqn_keyed(state: dict[str, Any]) -> bool:
+    groups = state.get("param_groups") or []
+    return any(isinstance(k, str) for g in groups for k in g.get("params", [])) or any(
+        isinstance(k, str) for k in state.get("state", {})
+    )
+
+
+def _fqn_to_indexed(state: dict[str, Any], fqns: list[str]) -> dict[str, Any]:
+    """A name-keyed optimizer state (``torch.distributed.checkpoint``) in ``optimizer.state_dict()``'s format."""
+    index = {n: i for i, n in enumerate(fqns)}
+    groups = [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]]
+    return {"state": {index[n]: v for n, v in state["state"].items()}, "param_groups": groups}
+
+
+def _indexed_to_fqn(state: dict[str, Any], fqns: list[str]) -> dict[str, Any]:
+    """Inverse of :func:`_fqn_to_indexed`."""
+    groups = [{**g, "params": [fqns[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {"state": {fqns[int(i)]: v for i, v in state["state"].items()}, "param_groups": groups}
+
+
 def optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Full optimizer state (collective under FSDP2)."""
+    """Full optimizer state in ``optimizer.state_dict()``'s format (states keyed by parameter index), whatever
+    the parallel mode, so a checkpoint resumes under another mode or world size.
+
+    Collective under FSDP2: call it on every rank; only rank 0 gets the state (others get ``{}``).
+    """
     model = unwrap(model)
     if is_fsdp(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(
+        full = get_optimizer_state_dict(
             model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
         )
+        return _fqn_to_indexed(full, _param_fqns(model, optimizer)) if full else {}
     return optimizer.state_dict()
 
 
 def set_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Inverse of :func:`optimizer_state_dict`."""
+    """Inverse of :func:`optimizer_state_dict` (every rank passes the same full state). Also takes the
+    name-keyed format of ``torch.distributed.checkpoint``."""
     model = unwrap(model)
     if is_fsdp(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions
         from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict as _set
 
+        if not _is_fqn_keyed(state):
+            state = _indexed_to_fqn(state, _param_fqns(model, optimizer))
         _set(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        # the hyperparameters exactly as stored (the loader above turns tuples such as ``betas`` into lists)
+        for group, stored in zip(optimizer.param_groups, state["param_groups"]):
+            group.update({k: v for k, v in stored.items() if k != "params"})
         return
+    if _is_fqn_keyed(state):
+        state = _fqn_to_indexed(state, _param_fqns(model, optimizer))
     optimizer.load_state_dict(state)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,11 +134,20 @@ def wrap_model(
     info: DistInfo,
     mode: str = "ddp",
     shard_types: Iterable[type[nn.Module]] = (),
+    forward_methods: Mapping[type[nn.Module], Sequence[str]] | None = None,
 ) -> nn.Module:
     """Wrap ``model`` for data-parallel training.
 
     mode: "ddp" (DistributedDataParallel), "fsdp" (FSDP2 ``fully_shard`` on every module of ``shard_types``,
-    then on the root) or "none". In a single process the model is returned unchanged.
+    inner modules before the ones holding them, then on the root) or "none". In a single process the model is
+    returned unchanged.
+
+    Under "fsdp" the parameters and buffers are first broadcast from rank 0 (what DDP does at construction),
+    so ranks that initialised differently start from the same weights. FSDP2 shards in place: the returned
+    module is ``model`` itself, with DTensor parameters, so build the optimizer and the EMA *after* this call.
+    ``forward_methods`` names methods other than ``forward`` that run a sharded module's parameters from
+    outside its forward (e.g. ``{CrossAttention: ["kv"]}``); they get the FSDP all-gather / reshard hooks
+    (``register_fsdp_forward_method``). Their types must be in ``shard_types``.
     """
     if mode not in ("ddp", "fsdp", "none"):
         raise ValueError(f"unknown parallel mode {mode!r}")
@@ -147,13 +156,24 @@ def wrap_model(
     if mode == "ddp":
         ids = [info.device.index] if info.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
+    methods = dict(forward_methods or {})
     types = tuple(shard_types)
+    if not set(methods) <= set(types):
+        raise ValueError("forward_methods must name types that are in shard_types")
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(t.data, src=0)
     if types:
-        for module in list(model.modules()):
+        # reversed pre-order puts every module after the modules it holds: FSDP2 is applied bottom-up
+        for module in reversed(list(model.modules())):
             if isinstance(module, types) and module is not model:
                 fully_shard(module)
+                for kind, names in methods.items():
+                    if isinstance(module, kind):
+                        for name in names:
+                            register_fsdp_forward_method(module, name)
     fully_shard(model)
     return model
 

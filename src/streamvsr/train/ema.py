@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = ["EMA"]
@@ -84,14 +85,28 @@ class EMA:
                 for name, value in backup.items():
                     _local(tracked[name]).copy_(value)
 
-    def state_dict(self) -> dict[str, object]:
-        """Full (unsharded) fp32 weights plus counters. Collective under FSDP2: call it on every rank."""
-        weights = {n: _full(t).detach().cpu().clone() for n, t in self.shadow.items()}
+    @property
+    def sharded(self) -> bool:
+        """True when the shadow holds DTensor shards (the tracked model was sharded with FSDP2)."""
+        return any(hasattr(t, "device_mesh") for t in self.shadow.values())
+
+    def state_dict(self, rank0_only: bool = False) -> dict[str, object]:
+        """Full (unsharded) fp32 weights plus counters. Collective under FSDP2: call it on every rank.
+
+        rank0_only: under FSDP2, ranks other than 0 drop each gathered tensor at once and get empty ``weights``
+        (no full CPU copy per rank); without sharding every rank gets its own copy either way.
+        """
+        keep = not (rank0_only and self.sharded and dist.is_initialized() and dist.get_rank() != 0)
+        weights = {}
+        for n, t in self.shadow.items():
+            full = _full(t).detach()
+            if keep:
+                weights[n] = full.cpu().clone()
         return {"decay": self.decay, "num_updates": self.num_updates, "weights": weights}
 
-    def weights(self) -> dict[str, Tensor]:
-        """Full fp32 EMA weights by model state-dict key (collective under FSDP2)."""
-        return self.state_dict()["weights"]  # type: ignore[return-value]
+    def weights(self, rank0_only: bool = False) -> dict[str, Tensor]:
+        """Full fp32 EMA weights by model state-dict key (collective under FSDP2; see :meth:`state_dict`)."""
+        return self.state_dict(rank0_only)["weights"]  # type: ignore[return-value]
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, object]) -> None:

@@ -55,7 +55,14 @@ from streamvsr.train.checkpoint import (
     set_optimizer_state_dict,
     set_rng_state,
 )
-from streamvsr.train.distributed import DistInfo, all_reduce_mean, barrier, gather_objects, seed_everything
+from streamvsr.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    gather_objects,
+    seed_everything,
+    wrap_model,
+)
 from streamvsr.train.ema import EMA
 from streamvsr.train.logger import JSONLLogger, Throughput, gpu_memory_stats
 from streamvsr.train.recipe_utils import add_optim_args, add_run_args, jsonable_args, load_perceptual
@@ -89,6 +96,7 @@ __all__ = [
     "step_generator",
     "to_video",
     "upsample_lr",
+    "wrap_flashvsr",
 ]
 
 SCALE = 4  # FlashVSR is x4 (spec §1.2)
@@ -265,6 +273,21 @@ class FlashVSRNet(nn.Module):
             attn=attn,
             causal=causal,
         )
+
+
+def wrap_flashvsr(net: nn.Module, info: DistInfo, mode: str) -> nn.Module:
+    """:func:`~streamvsr.train.distributed.wrap_model` for a :class:`FlashVSRNet` (or a bare ``WanDiT``).
+
+    Under ``mode="fsdp"`` (FSDP2) the units are every DiT block's cross-attention (its ``kv`` runs from
+    ``WanDiT.prepare``, outside the block, so it is a unit of its own with ``kv`` registered as a forward
+    method), every DiT block (self-attention, FFN, norms, modulation) and the root (patch / time / text
+    embeddings, head, LQ projector). Parameters are sharded in place: build optimizers and EMAs after this.
+    """
+    from streamvsr.models.flashvsr.dit import CrossAttention, DiTBlock
+
+    return wrap_model(
+        net, info, mode, shard_types=(CrossAttention, DiTBlock), forward_methods={CrossAttention: ("kv",)}
+    )
 
 
 def generate_x0(net: nn.Module, lq_frames: Tensor, noise: Tensor, attn: AttentionConfig) -> Tensor:
@@ -476,9 +499,11 @@ def export_ema_flashvsr(
     """:func:`export_flashvsr` of the EMA weights to ``folder`` on rank 0 (nothing when ``folder`` is None),
     then a barrier; returns ``{"export_files": [...]}`` (rank 0) or ``{}``."""
     out: dict[str, Any] = {}
-    if folder and info.is_main:
-        files = export_flashvsr(folder, cfg, ema.weights(), decoder, context)  # type: ignore[arg-type]
-        out["export_files"] = [str(f) for f in files]
+    if folder and (info.is_main or ema.sharded):
+        weights = ema.weights(rank0_only=True)  # collective under FSDP2
+        if info.is_main:
+            files = export_flashvsr(folder, cfg, weights, decoder, context)  # type: ignore[arg-type]
+            out["export_files"] = [str(f) for f in files]
     barrier()
     return out
 
@@ -734,7 +759,12 @@ def add_common_args(
     p.add_argument("--max-zoom-out", type=float, default=1.0, help="random downscale of large sources")
     add_optim_args(p, lr=lr, weight_decay=0.01, warmup_steps=100)
     add_run_args(p, ckpt_every=ckpt_every)
-    p.add_argument("--parallel", default="ddp", choices=["ddp", "none"])
+    p.add_argument(
+        "--parallel",
+        default="ddp",
+        choices=["ddp", "fsdp", "none"],
+        help="under torchrun: DDP, or FSDP2 (DiT blocks + root sharded; checkpoints stay full) for large sizes",
+    )
     p.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA too")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--workers", type=int, default=4, help="data-loading processes (0 = in the main process)")
@@ -778,9 +808,11 @@ class _Slot:
 class TrainSession:
     """Checkpointing, auto-resume, slice limits and JSONL logging shared by the recipes.
 
-    Register the trainable modules (bare, before any DDP wrapping) with :meth:`add`, call :meth:`resume`, then
-    :meth:`open_log`. A checkpoint holds every slot's weights, optimiser and EMA, the step and sample
-    counters, every rank's RNG state, the recipe name and its config (a resume with another config fails).
+    Register the trainable modules with :meth:`add` (the bare modules, not DDP wrappers; under FSDP2 the module
+    after sharding, which is in place), call :meth:`resume`, then :meth:`open_log`. A checkpoint holds every
+    slot's weights, optimiser and EMA as full (unsharded) state dicts written by rank 0 whatever the parallel
+    mode, the step and sample counters, every rank's RNG state, the recipe name and its config (a resume with
+    another config fails).
     """
 
     def __init__(
@@ -868,7 +900,7 @@ class TrainSession:
             "optimizers": {
                 n: optimizer_state_dict(s.module, s.optimizer) for n, s in self.slots.items() if s.optimizer
             },
-            "emas": {n: s.ema.state_dict() for n, s in self.slots.items() if s.ema is not None},
+            "emas": {n: s.ema.state_dict(rank0_only=True) for n, s in self.slots.items() if s.ema is not None},
             "rng": gather_objects(get_rng_state()),
             "step": self.step,
             "samples": self.samples,
