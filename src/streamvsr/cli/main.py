@@ -143,6 +143,18 @@ class _Bar:
 @click.option("--attention", type=click.Choice(["auto", "flex", "dense"]), default="auto", show_default=True)
 @click.option("--flashvsr-version", type=click.Choice(["1", "1.1"]), default=None)
 @click.option("--seed", type=int, default=None, help="Seed; with a known frame count, the official noise draw.")
+@click.option(
+    "--segments",
+    default=None,
+    help="Split the video into N segments (or auto: one per torchrun rank, cut at scene changes), upscale them"
+    " (in parallel under torchrun) and join them without re-encoding.",
+)
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    help="Warm-up frames decoded before each segment, outputs discarded (default: max(16, 2 x look-ahead + 1)).",
+)
 def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     """Upscale the video IN into OUTPUT, keeping audio, subtitles, timestamps and colour tags."""
     from streamvsr.pipeline.registry import load_model
@@ -150,11 +162,15 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
 
     if input_path != "-" and not Path(input_path).exists():
         raise StreamVSRError(f"input not found: {input_path}")
-    device = _resolve_device(kw["device"])
+    segments = _parse_segments(kw["segments"], kw)
+    device = kw["device"]
+    if segments is not None and device == "auto":
+        device = _rank_device()
+    device = _resolve_device(device)
     model_opts = {
         k: kw[k] for k in ("decoder", "color_fix", "attention", "flashvsr_version", "seed") if kw[k] is not None
     }
-    if kw["seed"] is not None and input_path != "-":
+    if kw["seed"] is not None and input_path != "-" and segments is None:
         # the official noise draw needs the whole video's latent shape up front
         from streamvsr.media import open_reader
 
@@ -182,6 +198,9 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     )
     json_stream = sys.stderr if output == "-" else sys.stdout
     bar = _Bar(kw["progress"], json_stream)
+    if segments is not None:
+        _upscale_segmented(input_path, output, model, device, enc, segments, kw, bar)
+        return
     res = upscale_file(
         input_path,
         output,
@@ -197,6 +216,56 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         click.echo(
             f"wrote {res.output}: {res.frames} frames {res.width}x{res.height} in {res.seconds:.1f}s"
             f" ({res.frames / max(res.seconds, 1e-9):.2f} fps)",
+            err=True,
+        )
+
+
+def _parse_segments(value: str | None, kw: dict) -> int | str | None:
+    if value is None:
+        if kw["overlap"] is not None:
+            raise StreamVSRError("--overlap needs --segments")
+        return None
+    if kw["start"] is not None or kw["duration"] is not None:
+        raise StreamVSRError("--segments does not combine with --start/--duration")
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise StreamVSRError(f"--segments must be a number or auto, got {value!r}") from None
+
+
+def _rank_device() -> str:
+    """cuda:LOCAL_RANK under torchrun (cuda without it) when CUDA is there, else cpu."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+
+
+def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw: dict, bar) -> None:  # noqa: ANN001
+    """``upscale --segments``: this rank's segments; rank 0 (or the single process) joins them."""
+    from streamvsr.pipeline.jobs import rank_and_world
+    from streamvsr.pipeline.segments import upscale_segmented
+
+    rank, world = rank_and_world()
+    show = kw["progress"] != "none" and rank == 0
+
+    def said(seg, res) -> None:  # noqa: ANN001
+        if kw["progress"] == "bar" and world > 1:
+            click.echo(f"[rank {rank}] segment {seg.index}: {res.frames} frames in {res.seconds:.1f}s", err=True)
+
+    res = upscale_segmented(
+        src, dst, model, segments=segments, overlap=kw["overlap"], device=device, encode=enc, batch=kw["batch"],
+        progress=bar if show else None, rank=rank, world=world, on_segment=said,
+    )  # fmt: skip
+    if kw["progress"] == "bar" and rank == 0:
+        click.echo(
+            f"wrote {res.output}: {res.frames} frames {res.width}x{res.height} in {res.seconds:.1f}s"
+            f" ({res.frames / max(res.seconds, 1e-9):.2f} fps, {world} worker(s))",
             err=True,
         )
 

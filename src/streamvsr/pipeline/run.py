@@ -57,6 +57,31 @@ class RunResult:
     height: int
 
 
+@dataclass(frozen=True)
+class FrameRange:
+    """Part of the input to run, by presentation timestamp (the source's time_base units).
+
+    Frames with pts in ``[first, last]`` are decoded and pushed to the model; only the outputs of those
+    with pts in ``[keep_first, keep_last]`` are encoded. The frames before ``keep_first`` warm the model's
+    temporal state, those after ``keep_last`` give it its look-ahead. ``seek``: seconds from the stream
+    start where decoding starts (the reader seeks, then drops frames before it).
+    """
+
+    seek: float | None
+    first: int
+    last: int
+    keep_first: int
+    keep_last: int
+
+
+def _in_range(frames: Iterator, r: FrameRange) -> Iterator:
+    for f in frames:
+        if f.pts > r.last:
+            return
+        if f.pts >= r.first:
+            yield f
+
+
 _DONE = object()
 
 
@@ -170,8 +195,13 @@ def upscale_file(
     batch: int = 4,
     queue_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
+    frame_range: FrameRange | None = None,
 ) -> RunResult:
-    """Upscale ``src`` into ``dst`` with ``model``; the output is written atomically."""
+    """Upscale ``src`` into ``dst`` with ``model``; the output is written atomically.
+
+    ``frame_range`` (instead of ``start``/``duration``) runs only part of the input, keeping part of it
+    (see :class:`FrameRange`); timestamps stay the source's.
+    """
     from streamvsr.media import open_reader, open_writer
 
     encode = encode or EncodeOptions()
@@ -179,14 +209,18 @@ def upscale_file(
     uint8_io = bool(getattr(model.spec, "uint8_io", False))
     s = model.spec.scale
     t0 = time.perf_counter()
-    with open_reader(src, start=start, duration=duration) as reader:
+    if frame_range is not None and (start is not None or duration is not None):
+        raise ValueError("frame_range excludes start/duration")
+    seek = frame_range.seek if frame_range is not None else start
+    with open_reader(src, start=seek, duration=duration) as reader:
         info = reader.info
-        total = info.frame_count
+        total = info.frame_count if frame_range is None else None
+        frames = iter(reader) if frame_range is None else _in_range(iter(reader), frame_range)
         out_w, out_h = info.width * s, info.height * s
         stop = threading.Event()
         dec_q: queue.Queue = queue.Queue(maxsize=queue_size)
         enc_q: queue.Queue = queue.Queue(maxsize=queue_size)
-        dec = threading.Thread(target=_producer, args=(iter(reader), dec_q, stop), daemon=True)
+        dec = threading.Thread(target=_producer, args=(frames, dec_q, stop), daemon=True)
         with open_writer(
             dst,
             info,
@@ -216,6 +250,8 @@ def upscale_file(
                             return
                         arrays, ptss = item
                         for a, p in zip(arrays, ptss):
+                            if frame_range is not None and not frame_range.keep_first <= p <= frame_range.keep_last:
+                                continue  # a warm-up or look-ahead frame
                             writer.write(a, pts=p)
                             written[0] += 1
                             if progress is not None:
