@@ -182,6 +182,10 @@ class FlashVSRUpscaler:
         self.uses_cond = getattr(getattr(decoder, "cfg", None), "cond_channels", 0) > 0
         p = next(dit.parameters())
         self.device, self.dtype = p.device, p.dtype
+        if self.device.type == "cpu":
+            # oneDNN picks faster NHWC kernels for channels-last conv weights: the TCDecoder, 70% of the CPU
+            # time, went from 3.40 to 2.84 s per 8 frames at 1280x720 on 2 cores (same output within 2e-6)
+            decoder.to(memory_format=torch.channels_last)
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
