@@ -8,6 +8,7 @@
 #   scripts/default_model_gpu.sh 2   # TCDecoder and stage 1 continue side by side; stage 2
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
 #   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
+#   scripts/default_model_gpu.sh ae  # unpack data; stage 0 only (AE_MIN minutes); then `SKIP_AE=1 ... 1`
 #
 # Stage 1 and the TCDecoder both need only the autoencoder, so they train at the same time on one GPU (the
 # models are small: data loading, not the GPU, limits both). Minutes per stage come from the environment:
@@ -33,6 +34,7 @@ W=${WORKERS:-14}
 EXTRA=${EXTRA:-}
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
+S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
 AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
 mkdir -p "$R" "$OUT_DIR"
 
@@ -107,7 +109,8 @@ case $PHASE in
     # shellcheck disable=SC2086
     $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --init "$R/s2" --teacher "$R/s1" \
         --tcdecoder "$R/tc" --data "$D" --clip-len 25 --crop 256 --batch-size 4 --degradation "$MIX" \
-        --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" --schedule constant --max-minutes "$S3_MIN" \
+        --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
+        --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant --max-minutes "$S3_MIN" \
         --total-steps 1000000 --log-every 25 --ckpt-every 250 $EXTRA > "$R/logs/s3.txt" 2>&1 ||
         tail -n 30 "$R/logs/s3.txt"
     tail -n 3 "$R/logs/s3.txt"
@@ -122,6 +125,12 @@ case $PHASE in
         done
     fi
     pack_out phase3 flashvsr-fast bench
+    ;;
+ae)
+    [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
+    ae > "$R/logs/ae.txt" 2>&1 || { tail -n 30 "$R/logs/ae.txt"; exit 2; }
+    tail -n 3 "$R/logs/ae.txt"
+    pack_out phase_ae ae/export
     ;;
 tc)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
