@@ -146,16 +146,7 @@ class _RemuxWriter(_ContainerWriter):
         if info.rotation % 360:
             vs.set_display_rotation(info.rotation % 360)
         self._vs = vs
-        self._cut_start = self._cut_end = None
-        self._pts_offset = 0
-        self._last_pts = None
-        self._last_video_time = None
-        self._side_map = {}
-        self._side_iter = None
-        self._pending = None
-        if copy_from is not None and (copy_audio or copy_subtitles):
-            self._open_side(copy_from, copy_audio, copy_subtitles, muxer, info)
-        out.start_encoding()
+        self._open_streams_state(muxer, info, copy_from, copy_audio, copy_subtitles, None, None)
 
     def write(self, rgb: object, pts: int | None = None) -> None:
         raise TypeError("a remux writer takes encoded packets (write_packet), not frames")

@@ -300,6 +300,19 @@ class _ContainerWriter(VideoWriter):
             }
         )
 
+        self._open_streams_state(muxer, info, copy_from, copy_audio, copy_subtitles, start, duration)
+
+    def _open_streams_state(
+        self,
+        muxer: str,
+        info: StreamInfo,
+        copy_from: str | Path | None,
+        copy_audio: bool,
+        copy_subtitles: bool,
+        start: float | None,
+        duration: float | None,
+    ) -> None:
+        """Trimming and timestamp state, the copied audio/subtitle streams, then the container header."""
         # Trimming: video and copied streams shift by the same amount, so they stay in sync.
         origin = Fraction(info.start_time).limit_denominator(1_000_000)
         self._cut_start = origin + Fraction(start).limit_denominator(1_000_000) if start else None
@@ -315,12 +328,12 @@ class _ContainerWriter(VideoWriter):
         self._pending: tuple[av.Packet, Fraction] | None = None
         if copy_from is not None and (copy_audio or copy_subtitles):
             self._open_side(copy_from, copy_audio, copy_subtitles, muxer, info)
-        out.start_encoding()  # write the header now: container/codec problems surface before any work
+        self._out.start_encoding()  # write the header now: container/codec problems surface before any work
 
     def _open_side(self, copy_from: str | Path, audio: bool, subs: bool, muxer: str, info: StreamInfo) -> None:
         if str(copy_from) == "-":
             if (audio and info.has_audio) or (subs and info.has_subtitles):
-                warnings.warn("audio/subtitles cannot be copied from stdin; writing video only", stacklevel=4)
+                warnings.warn("audio/subtitles cannot be copied from stdin; writing video only", stacklevel=5)
             return
         path = Path(copy_from)
         if path.is_dir():
