@@ -117,21 +117,15 @@ class _RemuxWriter(_ContainerWriter):
             start=None, duration=None, threads=0, background=False,
         )  # fmt: skip
 
-    def _open(  # the encoding writer's arguments; only the copy_* ones matter here
+    def _open(  # called by the encoding writer's __init__; its encoder settings do not apply to a remux
         self,
         muxer: str,
         info: StreamInfo,
-        codec_name: str | None,
-        crf: float | None,
-        bitrate: int | str | None,
-        pix_fmt: str | None,
-        options: dict | None,
+        *,
         copy_from: str | Path | None,
         copy_audio: bool,
         copy_subtitles: bool,
-        start: float | None,
-        duration: float | None,
-        threads: int,
+        **_encoder_settings: object,
     ) -> None:
         self._tb = Fraction(info.time_base)
         self._fps = Fraction(info.fps)

@@ -183,8 +183,9 @@ class _ContainerWriter(VideoWriter):
         self._out: av.container.OutputContainer | None = None
         try:
             self._open(
-                muxer, info, codec, crf, bitrate, pix_fmt, options, copy_from, copy_audio, copy_subtitles,
-                start, duration, threads,
+                muxer, info, codec_name=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt, options=options,
+                copy_from=copy_from, copy_audio=copy_audio, copy_subtitles=copy_subtitles, start=start,
+                duration=duration, threads=threads,
             )  # fmt: skip
         except BaseException as e:
             self.abort()
