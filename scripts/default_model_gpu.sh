@@ -9,6 +9,7 @@
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
 #   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
 #   scripts/default_model_gpu.sh ae  # unpack data; stage 0 only (AE_MIN minutes); then `SKIP_AE=1 ... 1`
+#                                      (AE_INIT=DIR: start from an earlier autoencoder export, e.g. .data/carry/ae)
 #
 # Stage 1 and the TCDecoder both need only the autoencoder, so they train at the same time on one GPU (the
 # models are small: data loading, not the GPU, limits both). Minutes per stage come from the environment:
@@ -42,7 +43,8 @@ mkdir -p "$R" "$OUT_DIR"
 ae() {
     $PY -m streamvsr.recipes.stage0_autoencoder --run-dir "$R/ae" --size small --data "$D" --loader ram \
         --frames 9 --crop 256 --batch-size 16 --workers "$W" --lpips-weights "$LPIPS" --schedule constant \
-        --max-minutes "$AE_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 1000 $EXTRA
+        --max-minutes "$AE_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 1000 \
+        ${AE_INIT:+--init "$AE_INIT"} $EXTRA
 }
 # shellcheck disable=SC2086
 tc() {  # MINUTES

@@ -383,3 +383,21 @@ def test_recipe_torchrun_two_processes(tmp_path: Path, data_root: Path) -> None:
     state = ckpt.load_checkpoint(ckpt.find_latest(run))
     assert state["step"] == 2 and len(state["rng"]) == 2  # one RNG state per rank
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
+
+
+def test_recipe_init_from_an_export(tmp_path: Path, data_root: Path) -> None:
+    stage0.main(_args(tmp_path / "first", data_root, "--max-steps", "2", "--stats-batches", "1"))
+    exp = load_autoencoder(tmp_path / "first" / "export").state_dict()
+    # lr 0: the second run's weights stay the initial ones, which must be the export's, not a fresh init
+    stage0.main(
+        _args(tmp_path / "second", data_root, "--init", str(tmp_path / "first" / "export"), "--max-steps", "1",
+              "--no-export", "--lr", "0", "--warmup-steps", "0")
+    )  # fmt: skip
+    got = ckpt.load_checkpoint(ckpt.find_latest(tmp_path / "second"))["model"]
+    for k, v in exp.items():
+        if not k.startswith("latent_"):
+            torch.testing.assert_close(got[k], v, rtol=0, atol=0)
+    fresh = stage0.main(_args(tmp_path / "third", data_root, "--max-steps", "1", "--no-export", "--lr", "0"))
+    assert fresh["step"] == 1
+    third = ckpt.load_checkpoint(ckpt.find_latest(tmp_path / "third"))["model"]
+    assert any(not torch.equal(third[k], v) for k, v in exp.items() if not k.startswith("latent_"))

@@ -74,7 +74,7 @@ from streamvsr.train.distributed import (
     wrap_model,
 )
 from streamvsr.train.ema import EMA
-from streamvsr.train.export import export_safetensors
+from streamvsr.train.export import export_safetensors, load_autoencoder
 from streamvsr.train.logger import JSONLLogger, Throughput, gpu_memory_stats
 from streamvsr.train.optim import lr_at, make_adamw, set_lr
 from streamvsr.train.recipe_utils import (
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="small", choices=sorted(AE_SIZES))
     p.add_argument("--data", action="append", default=[], help="data root (repeatable; default: shared train)")
     p.add_argument("--val-data", action="append", default=[], help="sequences for the export-time PSNR")
+    p.add_argument(
+        "--init", default=None, help="start from these weights (an export folder) when the run dir has no checkpoint"
+    )
     p.add_argument("--loader", default="vsr", choices=["vsr", "ram"])
     p.add_argument("--frames", type=int, default=9, help="frames per training clip, 1 + 4k")
     p.add_argument("--crop", type=int, default=256, help="square crop size (multiple of 32)")
@@ -373,6 +376,11 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     cfg = AE_SIZES[args.size]
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     model = VideoAutoencoder(cfg).to(device)
+    if args.init is not None and find_latest(run_dir) is None:
+        init = load_autoencoder(args.init)
+        if init.cfg != cfg:
+            raise StreamVSRError(f"--init {args.init} holds another autoencoder config than --size {args.size}")
+        model.load_state_dict(init.state_dict())
     seed_everything(args.seed, info.rank)  # then a different noise stream per rank
     if args.grad_checkpointing:
         model.set_grad_checkpointing(True)
