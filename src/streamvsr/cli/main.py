@@ -288,19 +288,12 @@ def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
     Several GPUs: ``torchrun --nproc_per_node=N -m streamvsr.cli.main batch IN OUT`` (one stream per GPU,
     the model loaded once per GPU).
     """
-    import os
-
-    import torch
-
     from streamvsr.pipeline.jobs import plan_jobs, rank_and_world, run_jobs
     from streamvsr.pipeline.registry import load_model
     from streamvsr.pipeline.run import EncodeOptions, upscale_file
 
     rank, world = rank_and_world()
-    device = kw["device"]
-    if device == "auto" and torch.cuda.is_available():
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
-    device = _resolve_device(device)
+    device = _resolve_device(_rank_device() if kw["device"] == "auto" else kw["device"])
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(in_dir, out_dir, kw["suffix"], rank, world)
     if not jobs:

@@ -23,7 +23,6 @@ for the whole duration; OUT is written atomically and the parts are removed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from streamvsr.errors import InputError, OutputError, StreamVSRError
+from streamvsr.pipeline.jobs import rank_and_world
 from streamvsr.pipeline.protocol import StreamingModel
 from streamvsr.pipeline.run import EncodeOptions, FrameRange, Progress, RunResult, upscale_file
 
@@ -206,8 +206,9 @@ def upscale_segmented(
     from streamvsr.media.writer import DEFAULT_CODEC, DEFAULT_CODECS, _png_target
 
     encode = encode or EncodeOptions()
-    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-    world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
+    env_rank, env_world = rank_and_world()
+    rank = env_rank if rank is None else rank
+    world = env_world if world is None else world
     if str(src) == "-":
         raise InputError("--segments needs a video file as input, not stdin")
     if Path(src).is_dir():
