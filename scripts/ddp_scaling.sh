@@ -8,6 +8,7 @@
 # gradient all-reduce, optimizer) and not the data loaders, which scale with CPU cores separately.
 # Environment: NPROC [2]  MINUTES [2]  AE_DIR [.data/carry/ae]  DATA_DIR [/tmp/data] (unpacked by
 # scripts/pack_data.py --unpack)  PACK [.data/carry/data]  SIZE [fast]  BATCH [16]  PYTHON [python3]  OUT_DIR [$OUT]
+# FSDP [0]: 1 also runs the NPROC-GPU case with --parallel fsdp (stages 1-3, tcdecoder).
 set -euo pipefail
 
 STAGE=${1:-stage1}
@@ -33,30 +34,35 @@ stage0) args=(-m streamvsr.recipes.stage0_autoencoder --size small --frames 9 --
     exit 2
     ;;
 esac
-common=(--data "$D" --batch-size "$BATCH" --fixed-batch --workers 2 --max-minutes "$MINUTES" --log-every 10
+common=(--data "$D" --batch-size "$BATCH" --fixed-batch --workers 2 --max-minutes "$MINUTES" --log-every 4
     --total-steps 1000000)
 
-for n in 1 "$NPROC"; do
-    if [ "$n" = 1 ]; then
-        $PY "${args[@]}" --run-dir "$R/w1" "${common[@]}" > "$R/w1.txt" 2>&1 || { tail -n 20 "$R/w1.txt"; exit 2; }
-    else
-        torchrun --standalone --nproc_per_node="$n" "${args[@]}" --run-dir "$R/w$n" "${common[@]}" \
-            > "$R/w$n.txt" 2>&1 || { tail -n 20 "$R/w$n.txt"; exit 2; }
-    fi
+runs=("1" "$NPROC")
+[ "${FSDP:-0}" = 1 ] && runs+=("${NPROC}fsdp")
+for tag in "${runs[@]}"; do
+    n=${tag%fsdp}
+    extra=()
+    [ "$tag" != "$n" ] && extra=(--parallel fsdp)
+    # torchrun for 1 GPU too: the same launcher and thread settings (OMP_NUM_THREADS) on both sides
+    $PY -m torch.distributed.run --standalone --nproc_per_node="$n" "${args[@]}" --run-dir "$R/w$tag" "${common[@]}" \
+        "${extra[@]}" > "$R/w$tag.txt" 2>&1 || { tail -n 20 "$R/w$tag.txt"; exit 2; }
 done
 
-$PY - "$R" "$NPROC" "$STAGE" "$OUT_DIR/ddp_scaling.json" <<'EOF'
+$PY - "$R" "$STAGE" "$OUT_DIR/ddp_scaling.json" "${runs[@]}" <<'EOF'
 import json, pathlib, statistics, sys
 
-root, nproc, stage, out = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+root, stage, out, tags = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 res = {"stage": stage}
-for n in (1, nproc):
-    recs = [json.loads(x) for x in (root / f"w{n}" / "log.jsonl").read_text().splitlines()]
+for tag in tags:
+    recs = [json.loads(x) for x in (root / f"w{tag}" / "log.jsonl").read_text().splitlines()]
     sps = [r["samples_per_s"] for r in recs if "samples_per_s" in r][2:]  # skip the warm-up records
-    res[f"samples_per_s_{n}"] = statistics.median(sps) if sps else None
-    print(f"world size {n}: {res[f'samples_per_s_{n}']} samples/s (median of {len(sps)} log records)")
-if res[f"samples_per_s_{nproc}"] and res["samples_per_s_1"]:
-    res["speedup"] = res[f"samples_per_s_{nproc}"] / res["samples_per_s_1"]
-    print(f"speed-up on {nproc} GPUs: {res['speedup']:.2f}x")
+    mem = [r["gpu_mem_gib"] for r in recs if r.get("gpu_mem_gib") is not None]
+    res[f"samples_per_s_{tag}"] = statistics.median(sps) if sps else None
+    res[f"gpu_mem_gib_{tag}"] = max(mem) if mem else None
+    print(f"{tag}: {res[f'samples_per_s_{tag}']} samples/s (median of {len(sps)} log records)")
+for tag in tags[1:]:
+    if res[f"samples_per_s_{tag}"] and res["samples_per_s_1"]:
+        res[f"speedup_{tag}"] = res[f"samples_per_s_{tag}"] / res["samples_per_s_1"]
+        print(f"speed-up {tag} vs 1 GPU: {res[f'speedup_{tag}']:.2f}x")
 pathlib.Path(out).write_text(json.dumps(res, indent=2) + "\n")
 EOF

@@ -304,3 +304,25 @@ def test_fixed_text_context_round_trip(env: dict[str, Path], tc_run: list[dict])
     assert np.isfinite(recs[0]["loss"])
     loaded, mods = load_flashvsr_folder(out)
     assert not loaded.dit.learned_context and torch.equal(mods["context"], ctx)
+
+
+def test_fixed_batch_iterator_loads_once() -> None:
+    """--fixed-batch: the step-0 batch is built once and repeated (a fixed-batch run times the step, not the
+    loaders); otherwise every step is asked for in order."""
+    from streamvsr.train.flashvsr_common import batch_iterator
+
+    class Counting(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        def __getitem__(self, step: int) -> list[int]:
+            self.asked.append(step)
+            return [step]
+
+    data = Counting()
+    it = batch_iterator(data, 5, workers=0, fixed=True)
+    got = [next(it) for _ in range(4)]
+    assert data.asked == [5] and all(b is got[0] for b in got)
+    data = Counting()
+    it = batch_iterator(data, 5, workers=0)
+    assert [next(it) for _ in range(3)] == [[5], [6], [7]] and data.asked == [5, 6, 7]

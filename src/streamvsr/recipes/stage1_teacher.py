@@ -195,7 +195,7 @@ def train_flow_matching(
     )
 
     stop = session.stop_reason()
-    batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
+    batches = batch_iterator(data, session.step, args.workers, args.fixed_batch) if stop is None else iter(())
     model.train()
     while stop is None:
         batch = next(batches)

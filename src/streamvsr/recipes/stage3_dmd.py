@@ -168,7 +168,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     )
 
     stop = session.stop_reason()
-    batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
+    batches = batch_iterator(data, session.step, args.workers, args.fixed_batch) if stop is None else iter(())
     g_model.train()
     f_model.train()
     while stop is None:

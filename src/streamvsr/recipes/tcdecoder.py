@@ -106,7 +106,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     session.open_log(recipe=RECIPE, params=sum(p.numel() for p in model.parameters()), **lpips_fields)
 
     stop = session.stop_reason()
-    batches = batch_iterator(data, session.step, args.workers) if stop is None else iter(())
+    batches = batch_iterator(data, session.step, args.workers, args.fixed_batch) if stop is None else iter(())
     net.train()
     while stop is None:
         batch = next(batches)

@@ -713,8 +713,17 @@ def _worker_init(worker_id: int) -> None:
     worker_init(worker_id)
 
 
-def batch_iterator(data: torch.utils.data.Dataset, start_step: int, workers: int) -> Iterator[Batch]:
-    """Batches of steps ``start_step, start_step + 1, ...`` in order, loaded by ``workers`` processes."""
+def batch_iterator(
+    data: torch.utils.data.Dataset, start_step: int, workers: int, fixed: bool = False
+) -> Iterator[Batch]:
+    """Batches of steps ``start_step, start_step + 1, ...`` in order, loaded by ``workers`` processes.
+
+    fixed: the data gives one batch for every step (``--fixed-batch``); load it once and repeat it, so a
+    fixed-batch run measures the training step, not the loaders.
+    """
+    if fixed:
+        one = data[start_step]
+        return iter(lambda: one, None)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=None,
