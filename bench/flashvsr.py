@@ -8,21 +8,37 @@ time of the timed run.
 
     python bench/flashvsr.py                                   # official-1.3b, bf16, CUDA
     python bench/flashvsr.py --size tiny --device cpu --sizes 128x128 --frames 9 --backends dense
+
+Speed levers (each a row of its own, labelled backend+lever, e.g. "flex+fp8"; the plain rows are the
+baseline): ``--fp8`` (the DiT blocks' big linears as FP8 e4m3 GEMMs, see
+:mod:`streamvsr.models.flashvsr.fp8`), ``--compile-blocks`` (torch.compile of the parts of every DiT block
+that compile cleanly, see :func:`compile_dit_parts`), or several in one run with ``--levers``:
+
+    python bench/flashvsr.py --sizes 768x1408 --backends flex --levers none,compile,fp8,fp8+compile
+
+Every lever but the baseline first reports the PSNR of its output against the plain model on the same
+clip (``psnr_vs_bf16_db``; ``fp8_psnr_db`` for FP8 levers), before its timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from streamvsr.models.flashvsr import attention as attn_mod
+from streamvsr.models.flashvsr import dit as dit_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
+from streamvsr.models.flashvsr.fp8 import convert_dit_linears_to_fp8
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import ChunkInfo, FlashVSRUpscaler, padded_frame_count
 
@@ -106,8 +122,9 @@ def run_one(
             torch.cuda.synchronize()
         return time.perf_counter() - t0, {"frames_out": n_out, "finite": bool(finite), "hw": hw}
 
+    warmup_s = None
     if not quick:
-        once(lr[: min(frames, 33)], record=False)  # warm-up: compiles call-0 and steady shapes
+        warmup_s, _ = once(lr[: min(frames, 33)], record=False)  # warm-up: compiles call-0 and steady shapes
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with _BlockCounter() as counter:
@@ -142,6 +159,7 @@ def run_one(
         "dit_tflops_per_s": flops / 1e12 / dit_s if dit_s else None,
         "finite": out["finite"],
         "frames_out": out["frames_out"],
+        "warmup_s": warmup_s,
     }
 
 
@@ -170,6 +188,170 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
     }
 
 
+# ----------------------------------------------------------------------------------------------
+# Speed levers: FP8 linears, torch.compile of the DiT blocks' parts
+# ----------------------------------------------------------------------------------------------
+
+LEVERS = ("none", "fp8", "compile", "fp8+compile")
+
+
+def _parse_levers(text: str) -> list[str]:
+    """'none,fp8,compile+fp8' -> canonical names ('none', 'fp8', 'compile', 'fp8+compile'), deduplicated."""
+    out: list[str] = []
+    for item in text.split(","):
+        parts = {x.strip().lower() for x in item.split("+") if x.strip()}
+        if not parts or parts == {"none"}:
+            name = "none"
+        elif parts <= {"fp8", "compile"}:
+            name = "+".join(x for x in ("fp8", "compile") if x in parts)
+        else:
+            raise ValueError(f"unknown lever {item!r}; known: {', '.join(LEVERS)} (combine with '+')")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+class _CompiledParts:
+    """What :func:`compile_dit_parts` changed, so that :meth:`undo` can restore the eager model."""
+
+    def __init__(self) -> None:
+        self.modules: list[nn.Module] = []
+        self.rope: object | None = None
+        self.recompile_limit: int | None = None
+
+    def undo(self) -> None:
+        for m in self.modules:
+            if "forward" in m.__dict__:
+                del m.forward  # back to the class's forward
+        self.modules.clear()
+        if self.rope is not None:
+            dit_mod.apply_rope = self.rope
+            self.rope = None
+        if self.recompile_limit is not None:
+            torch._dynamo.config.recompile_limit = self.recompile_limit
+            self.recompile_limit = None
+
+
+def _compile_forward(m: nn.Module, **kw: object) -> None:
+    """torch.compile ``m``'s forward in place (the module tree and its state-dict keys stay as they are).
+
+    ``m.compile()`` would compile ``Module._call_impl``, a frame dynamo skips for torch.nn's own modules, so
+    an ``nn.Sequential`` or ``nn.Linear`` would silently stay eager; this wrapper is a frame dynamo traces
+    into instead. All wrapped modules share the wrapper's code, and dynamo's guards do not pin the module
+    instance: the 30 blocks of a size share one graph per module kind and input shape.
+    """
+    orig = m.forward
+
+    def forward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return orig(*args, **kwargs)
+
+    m.forward = torch.compile(forward, **kw)  # an instance attribute: _call_impl calls it
+
+
+def compile_dit_parts(dit: nn.Module, mode: str = "default") -> _CompiledParts:
+    """torch.compile (dynamic=False) the parts of every DiT block without data-dependent Python control flow.
+
+    Compiled, per block: ``ffn`` (Linear -> GELU -> Linear: bias + GELU fuse; with FP8 linears the per-token
+    activation quantisation fuses too), ``cross_attn`` as a whole (q projection, RMSNorm, SDPA over the
+    per-stream K/V, o projection), the self-attention projections ``q, k, v, o`` and its RMSNorms
+    ``norm_q, norm_k`` (one kernel instead of ~7 float32 passes), and the RoPE rotation
+    (``dit.apply_rope``, float64: one kernel instead of ~12 float64 passes; patched in the dit module).
+
+    Not compiled: ``DiTBlock.forward`` and ``SelfAttention.forward`` themselves. Compiling them makes dynamo
+    guard on the KV cache's Python bookkeeping (ring slot lists that change every call, the layer index),
+    so every streaming call recompiles until the recompile limit, then runs eagerly; ``flex_block_attention``
+    also breaks the graph (``warnings.catch_warnings``). So block selection, window partition, the KV cache
+    and the LayerNorm/modulation/residual arithmetic stay eager, and FlexAttention runs as before, compiled
+    on its own (``attention._flex_fn``). Returns a handle whose ``undo()`` restores the eager model.
+    """
+    kw: dict[str, object] = {"dynamic": False}
+    if mode != "default":
+        kw["mode"] = mode
+    # one graph per (module kind, input shape) is shared by all blocks; lever runs and output sizes add
+    # entries to the wrapper's cache: room for them all
+    handle = _CompiledParts()
+    cfg = torch._dynamo.config
+    handle.recompile_limit = cfg.recompile_limit
+    cfg.recompile_limit = max(cfg.recompile_limit, 64)
+    for block in dit.blocks:
+        sa = block.self_attn
+        for m in (block.ffn, block.cross_attn, sa.q, sa.k, sa.v, sa.o, sa.norm_q, sa.norm_k):
+            _compile_forward(m, **kw)
+            handle.modules.append(m)
+    handle.rope = dit_mod.apply_rope
+    dit_mod.apply_rope = torch.compile(handle.rope, **kw)
+    return handle
+
+
+def _psnr_clip(out_hw: tuple[int, int], frames: int, seed: int = 0) -> torch.Tensor:
+    """A fixed smooth random LR clip (frames, 3, ceil(h/4), ceil(w/4)) in [0, 1] on the host."""
+    h, w = (math.ceil(x / 4) for x in out_hw)
+    g = torch.Generator().manual_seed(seed)
+    keys = torch.rand(1, 3, max(2, frames // 8), max(2, h // 8), max(2, w // 8), generator=g)
+    clip = F.interpolate(keys, size=(frames, h, w), mode="trilinear", align_corners=False)[0].transpose(0, 1)
+    return (clip + 0.05 * torch.rand(clip.shape, generator=g)).clamp(0, 1).contiguous()
+
+
+def _render(up: FlashVSRUpscaler, clip: torch.Tensor, backend: str, device: torch.device) -> torch.Tensor:
+    """Stream ``clip`` through the upscaler (noise seeded per stream): (T, 3, 4h, 4w) float32 on the host."""
+    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
+    up.on_chunk = None
+    engine = Engine(up, device=device)
+    outs = [engine.push(clip[i : i + 8]).cpu() for i in range(0, clip.shape[0], 8)]
+    outs.append(engine.flush().cpu())
+    return torch.cat(outs)
+
+
+def _psnr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR in dB of [0, 1] frames."""
+    mse = (x.double() - ref.double()).pow(2).mean().item()
+    return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
+
+
+class _LeverState:
+    """Turns the upscaler's DiT into each lever in turn (FP8 conversion is one-way: non-FP8 levers go first)."""
+
+    def __init__(self, up: FlashVSRUpscaler, compile_mode: str, fp8_fast_accum: bool):
+        self.up = up
+        self.compile_mode = compile_mode
+        self.fp8_fast_accum = fp8_fast_accum
+        self.fp8_linears: int | None = None  # set once converted
+        self.compiled: _CompiledParts | None = None
+
+    def apply(self, lever: str) -> None:
+        want_fp8, want_compile = "fp8" in lever, "compile" in lever
+        if self.fp8_linears is not None and not want_fp8:
+            raise RuntimeError(f"lever {lever!r} needs the bf16 DiT, but it was converted to FP8 already")
+        if self.compiled is not None and (not want_compile or (want_fp8 and self.fp8_linears is None)):
+            self.compiled.undo()
+            self.compiled = None
+        if want_fp8 and self.fp8_linears is None:
+            with torch.no_grad():
+                self.fp8_linears = convert_dit_linears_to_fp8(self.up.dit, use_fast_accum=self.fp8_fast_accum)
+            if self.up.device.type == "cuda":
+                torch.cuda.empty_cache()
+        if want_compile and self.compiled is None:
+            self.compiled = compile_dit_parts(self.up.dit, self.compile_mode)
+
+    def close(self) -> None:
+        """Undo the compile lever (the module-level RoPE patch must not outlive the run)."""
+        if self.compiled is not None:
+            self.compiled.undo()
+            self.compiled = None
+
+    def info(self, lever: str) -> dict:
+        d: dict = {"lever": lever}
+        if "fp8" in lever:
+            d.update(fp8_linears=self.fp8_linears, fp8_fast_accum=self.fp8_fast_accum)
+        if "compile" in lever:
+            d.update(compile_mode=self.compile_mode)
+        return d
+
+
+def _label(backend: str, lever: str) -> str:
+    return backend if lever == "none" else f"{backend}+{lever}"
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="official-1.3b", choices=sorted(SIZES))
@@ -183,7 +365,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--kv-lean", action="store_true", help="KV cache without the spare window slot")
     p.add_argument("--check", action="store_true", help="first compare flex and dense on one DiT call")
     p.add_argument("--quick", action="store_true", help="one pass: no warm-up, chunk timings in the timed run")
+    p.add_argument("--fp8", action="store_true", help="lever: FP8 e4m3 linears in the DiT blocks (row 'BACKEND+fp8')")
+    p.add_argument(
+        "--compile-blocks",
+        action="store_true",
+        help="lever: torch.compile the DiT blocks' parts (row 'BACKEND+compile')",
+    )
+    p.add_argument(
+        "--levers",
+        default=None,
+        help="comma list of levers run one after the other in one invocation: none (baseline), fp8, compile, "
+        "fp8+compile; replaces --fp8/--compile-blocks",
+    )
+    p.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "max-autotune-no-cudagraphs", "reduce-overhead"],
+        help="torch.compile mode of the compile lever (reduce-overhead: CUDA graphs per compiled part, experimental)",
+    )
+    p.add_argument("--fp8-fast-accum", action="store_true", help="FP8 GEMMs with Hopper fast accumulation")
+    p.add_argument("--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check")
     args = p.parse_args(argv)
+    if args.levers is not None and (args.fp8 or args.compile_blocks):
+        p.error("--levers replaces --fp8 / --compile-blocks: give one or the other")
+    if args.levers is not None:
+        try:
+            levers = _parse_levers(args.levers)
+        except ValueError as e:
+            p.error(str(e))
+    else:
+        flags = [x for x, on in (("fp8", args.fp8), ("compile", args.compile_blocks)) if on]
+        levers = _parse_levers("+".join(flags))  # [] -> ["none"]: the plain run
+    run_order = [x for x in levers if "fp8" not in x] + [x for x in levers if "fp8" in x]
 
     device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]
@@ -196,36 +409,84 @@ def main(argv: list[str] | None = None) -> list[dict]:
         cfg, device=device, dtype=dtype, decoder=args.decoder, context=context, kv_spare_slot=not args.kv_lean
     )
     build_s = time.perf_counter() - t0
+    sizes = _parse_sizes(args.sizes)
+    backends = args.backends.split(",")
+    state = _LeverState(up, args.compile_mode, args.fp8_fast_accum)
     results = []
-    with torch.inference_mode():
+    with torch.inference_mode(), contextlib.closing(state):
         if args.check:
-            for hw in _parse_sizes(args.sizes):
+            for hw in sizes:
                 c = check_backends(up, hw)
                 print(f"check flex vs dense at {c['out_hw']}: {c}", flush=True)
                 results.append({"check": c})
-        for hw in _parse_sizes(args.sizes):
-            for backend in args.backends.split(","):
-                try:
-                    r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
-                except torch.OutOfMemoryError as e:  # report and go on
-                    r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}
-                    torch.cuda.empty_cache()
-                r.update(
-                    size=args.size,
-                    dtype=str(next(up.dit.parameters()).dtype),
-                    device=str(device),
-                    decoder=args.decoder,
-                    kv_spare_slot=not args.kv_lean,
-                )
-                results.append(r)
-                print(_row(r), flush=True)
+        clip, ref = None, None
+        if any(x != "none" for x in levers):  # the plain model's output on a fixed clip, for the levers' PSNR
+            clip = _psnr_clip(sizes[0], args.psnr_frames)
+            ref = _render(up, clip, backends[0], device)
+        for lever in run_order:
+            extra = state.info(lever)
+            try:
+                state.apply(lever)
+                extra = state.info(lever)
+                if ref is not None and lever != "none":
+                    t1 = time.perf_counter()
+                    psnr = _psnr_db(_render(up, clip, backends[0], device), ref)
+                    extra.update(psnr_vs_bf16_db=psnr, psnr_s=time.perf_counter() - t1)
+                    extra.update(psnr_hw=list(sizes[0]), psnr_frames=args.psnr_frames, psnr_backend=backends[0])
+                    if "fp8" in lever:
+                        extra["fp8_psnr_db"] = psnr
+                    print(f"{lever}: PSNR vs the plain model {psnr:.2f} dB ({args.psnr_frames} frames)", flush=True)
+            except Exception as e:  # a lever that fails to set up: report it and go on with the others
+                if lever == "none":
+                    raise
+                traceback.print_exc()
+                for hw in sizes:
+                    for backend in backends:
+                        r = {"out_hw": list(hw), "backend": backend, **extra, "label": _label(backend, lever)}
+                        r["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                        results.append(r)
+                        print(_row(r), flush=True)
+                continue
+            for hw in sizes:
+                for backend in backends:
+                    try:
+                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
+                    except torch.OutOfMemoryError as e:  # report and go on
+                        r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}
+                        torch.cuda.empty_cache()
+                    except Exception as e:  # a lever's failure (e.g. a compile error) does not end the run
+                        if lever == "none":
+                            raise
+                        traceback.print_exc()
+                        r = {
+                            "out_hw": list(hw),
+                            "backend": backend,
+                            "error": f"{type(e).__name__}: {e}".splitlines()[0],
+                        }
+                    r.update(
+                        size=args.size,
+                        dtype=str(next(up.dit.parameters()).dtype),
+                        device=str(device),
+                        decoder=args.decoder,
+                        kv_spare_slot=not args.kv_lean,
+                        label=_label(backend, lever),
+                        **extra,
+                    )
+                    results.append(r)
+                    print(_row(r), flush=True)
     meta = {
         "build_s": build_s,
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         "torch": torch.__version__,
         "argv": argv if argv is not None else sys.argv[1:],
+        "levers": levers,
     }
-    print(_table(results))
+    # table in the requested order: per output size and backend, the levers side by side
+    order = [(tuple(hw), b, lv) for hw in sizes for b in backends for lv in levers]
+    key = {k: i for i, k in enumerate(order)}
+    rows = [r for r in results if "check" not in r]
+    rows.sort(key=lambda r: key.get((tuple(r["out_hw"]), r["backend"], r.get("lever", "none")), len(key)))
+    print(_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     return results
@@ -240,32 +501,38 @@ def _fmt(x: object, spec: str) -> str:
 
 
 def _row(r: dict) -> str:
+    label = r.get("label", r["backend"])
     if "error" in r:
-        return f"{r['out_hw'][0]}x{r['out_hw'][1]} {r['backend']}: {r['error']}"
-    return (
-        f"{r['out_hw'][0]}x{r['out_hw'][1]} {r['backend']}: {r['fps']:.2f} FPS, call0 {_fmt(r['call0_s'], '.3f')} s,"
+        return f"{r['out_hw'][0]}x{r['out_hw'][1]} {label}: {r['error']}"
+    line = (
+        f"{r['out_hw'][0]}x{r['out_hw'][1]} {label}: {r['fps']:.2f} FPS, call0 {_fmt(r['call0_s'], '.3f')} s,"
         f" steady chunk {_fmt(r['steady_chunk_s'], '.3f')} s, peak {_fmt(r['peak_mem_gb'], '.2f')} GiB,"
         f" DiT {_fmt(r['dit_tflops_per_s'], '.1f')} TFLOP/s"
     )
+    if r.get("psnr_vs_bf16_db") is not None:
+        line += f", PSNR vs plain {r['psnr_vs_bf16_db']:.2f} dB"
+    return line
 
 
 def _table(results: list[dict]) -> str:
+    rows = [r for r in results if "check" not in r]
+    bw = max([7, *(len(r.get("label", r["backend"])) for r in rows)])
+    psnr = any(r.get("psnr_vs_bf16_db") is not None for r in rows)
     head = (
-        f"{'output':>11} {'backend':>7} {'FPS':>7} {'call0 s':>8} {'chunk s':>8} {'DiT s':>7} "
-        f"{'dec s':>7} {'peak GiB':>8} {'TFLOP/s':>8}"
+        f"{'output':>11} {'backend':>{bw}} {'FPS':>7} {'call0 s':>8} {'chunk s':>8} {'DiT s':>7} "
+        f"{'dec s':>7} {'peak GiB':>8} {'TFLOP/s':>8}" + (f" {'PSNR dB':>8}" if psnr else "")
     )
     lines = [head, "-" * len(head)]
-    for r in results:
-        if "check" in r:
-            continue
+    for r in rows:
+        label = r.get("label", r["backend"])
         if "error" in r:
-            lines.append(f"{r['out_hw'][0]}x{r['out_hw'][1]:<5} {r['backend']:>7} {r['error']}")
+            lines.append(f"{r['out_hw'][0]}x{r['out_hw'][1]:<5} {label:>{bw}} {r['error']}")
             continue
         lines.append(
-            f"{str(r['out_hw'][0]) + 'x' + str(r['out_hw'][1]):>11} {r['backend']:>7} {r['fps']:7.2f} "
+            f"{str(r['out_hw'][0]) + 'x' + str(r['out_hw'][1]):>11} {label:>{bw}} {r['fps']:7.2f} "
             f"{_fmt(r['call0_s'], '8.3f')} {_fmt(r['steady_chunk_s'], '8.3f')} {_fmt(r['steady_dit_s'], '7.3f')} "
             f"{_fmt(r['steady_decode_s'], '7.3f')} {_fmt(r['peak_mem_gb'], '8.2f')} "
-            f"{_fmt(r['dit_tflops_per_s'], '8.1f')}"
+            f"{_fmt(r['dit_tflops_per_s'], '8.1f')}" + (f" {_fmt(r.get('psnr_vs_bf16_db'), '8.2f')}" if psnr else "")
         )
     return "\n".join(lines)
 

@@ -1,0 +1,168 @@
+"""Multi-GPU throughput of `streamvsr batch` and `streamvsr upscale --segments` against one GPU.
+
+Writes synthetic test videos (a moving, textured pattern, H.264), fills the compile caches with one short
+untimed run, then times, each under torchrun:
+
+- batch:    `streamvsr batch IN OUT` over VIDEOS videos of FRAMES frames, on 1 and on NPROC GPUs;
+- segments: one video of LONG_FRAMES frames, a plain `streamvsr upscale` on 1 GPU against
+            `upscale --segments auto` on NPROC GPUs.
+
+Two figures per run: wall-clock throughput of the whole command (model loading included) and processing
+throughput (frames over the slowest rank's processing seconds, as the CLI reports them, model loading
+excluded). Prints a table and writes JSON.
+
+    python scripts/make_random_model.py /tmp/w --size official-1.3b --device cuda
+    python bench/multigpu.py --weights /tmp/w --nproc 2 --json multigpu.json
+    python bench/multigpu.py --model bicubic --nproc 2 --in-size 90x160 --frames 48 --long-frames 96  # CPU check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_video(path: Path, frames: int, h: int, w: int, seed: int, fps: int = 24) -> None:
+    """A textured pattern that pans and changes brightness over time (not trivially compressible)."""
+    rng = np.random.default_rng(seed)
+    tex = rng.integers(0, 256, (h * 2, w * 2, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=Fraction(fps))
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(frames):
+            dy, dx = (i * 1) % h, (i * 2) % w
+            img = tex[dy : dy + h, dx : dx + w].astype(np.float32)
+            img = img * 0.5 + 64 * (1 + np.sin(xx / 7.0 + i / 5.0))[..., None] + 32 * np.cos(yy / 11.0)[..., None]
+            frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def torchrun(nproc: int, args: list[str], log: Path) -> float:
+    """Run ``streamvsr ARGS`` under torchrun with NPROC ranks; returns wall seconds (raises on failure)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    cmd += ["-m", "streamvsr.cli.main", *args]
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}\n" + "\n".join(tail))
+    return wall
+
+
+_VIDEO = re.compile(r"\[rank (\d+)\] .*: (\d+) frames in ([\d.]+)s")
+_WROTE = re.compile(r"wrote .*: (\d+) frames .* in ([\d.]+)s")
+
+
+def batch_processing_s(log: Path) -> float:
+    """The slowest rank's summed per-video seconds (model loading excluded)."""
+    per_rank: dict[int, float] = {}
+    for m in _VIDEO.finditer(log.read_text(errors="replace")):
+        per_rank[int(m[1])] = per_rank.get(int(m[1]), 0.0) + float(m[3])
+    return max(per_rank.values())
+
+
+def wrote_s(log: Path) -> float:
+    """Seconds of the final `wrote ...` line (rank 0: its segments, waiting for the others, joining)."""
+    found = _WROTE.findall(log.read_text(errors="replace").replace("\r", "\n"))
+    return float(found[-1][1])
+
+
+def _row(mode: str, gpus: int, frames: int, wall_s: float, proc_s: float) -> dict:
+    return {"mode": mode, "gpus": gpus, "frames": frames, "wall_s": wall_s, "proc_s": proc_s}
+
+
+def _print_table(rows: list[dict]) -> None:
+    print(f"\n{'mode':<9} {'GPUs':>4} {'frames':>6} {'wall s':>7} {'wall fps':>8} {'x':>5} {'proc s':>7} "
+          f"{'proc fps':>8} {'x':>5}")  # fmt: skip
+    for r in rows:
+        wall = f"{r['wall_s']:>7.1f} {r['wall_fps']:>8.2f} {r['wall_speedup']:>5.2f}"
+        proc = f"{r['proc_s']:>7.1f} {r['proc_fps']:>8.2f} {r['proc_speedup']:>5.2f}"
+        print(f"{r['mode']:<9} {r['gpus']:>4} {r['frames']:>6} {wall} {proc}")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="flashvsr")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--nproc", type=int, default=2)
+    p.add_argument("--in-size", default="192x352", help="input HxW (x4 output: 768x1408)")
+    p.add_argument("--videos", type=int, default=4)
+    p.add_argument("--frames", type=int, default=300, help="frames per batch video")
+    p.add_argument("--long-frames", type=int, default=1200, help="frames of the segments video")
+    p.add_argument("--modes", default="batch,segments")
+    p.add_argument("--work", default="/tmp/multigpu")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    h, w = (int(v) for v in a.in_size.lower().split("x"))
+    work = Path(a.work)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "in").mkdir(parents=True)
+    t0 = time.perf_counter()
+    for i in range(a.videos):
+        write_video(work / "in" / f"v{i}.mp4", a.frames, h, w, seed=i)
+    write_video(work / "long.mp4", a.long_frames, h, w, seed=99)
+    write_video(work / "warm.mp4", 64, h, w, seed=7)
+    print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
+    model = ["--model", a.model, "--dtype", a.dtype] + (["--weights", a.weights] if a.weights else [])
+
+    warm = torchrun(1, ["upscale", str(work / "warm.mp4"), "-o", str(work / "warm_x.mp4"), *model], work / "warm.log")
+    print(f"untimed warm-up run (fills the compile caches): {warm:.1f}s", flush=True)
+    rows = []
+    modes = a.modes.split(",")
+    if "batch" in modes:
+        total = a.videos * a.frames
+        for n in (1, a.nproc):
+            log = work / f"batch{n}.log"
+            wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}"), *model], log)
+            rows.append(_row("batch", n, total, wall, batch_processing_s(log)))
+            print(rows[-1], flush=True)
+    if "segments" in modes:
+        for n in (1, a.nproc):
+            log = work / f"seg{n}.log"
+            extra = [] if n == 1 else ["--segments", "auto"]
+            dst = work / f"long{n}.mp4"
+            wall = torchrun(n, ["upscale", str(work / "long.mp4"), "-o", str(dst), *model, *extra], log)
+            rows.append(_row("segments", n, a.long_frames, wall, wrote_s(log)))
+            with av.open(str(dst)) as c:  # every frame arrived
+                rows[-1]["output_frames"] = sum(1 for _ in c.demux(video=0) if _.size)
+            print(rows[-1], flush=True)
+    base = {r["mode"]: r for r in rows if r["gpus"] == 1}
+    for r in rows:
+        r["wall_fps"] = r["frames"] / r["wall_s"]
+        r["proc_fps"] = r["frames"] / r["proc_s"]
+        b = base[r["mode"]]
+        r["wall_speedup"] = b["wall_s"] / r["wall_s"]
+        r["proc_speedup"] = b["proc_s"] / r["proc_s"]
+    _print_table(rows)
+    if a.json:
+        meta = {"argv": argv if argv is not None else sys.argv[1:], "warmup_s": warm}
+        try:
+            import torch
+
+            meta["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        except Exception:  # noqa: BLE001
+            pass
+        Path(a.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
