@@ -12,7 +12,7 @@ time of the timed run.
 Speed levers (each a row of its own, labelled backend+lever, e.g. "flex+fp8"; the plain rows are the
 baseline): ``--fp8`` (the DiT blocks' big linears as FP8 e4m3 GEMMs, see
 :mod:`streamvsr.models.flashvsr.fp8`), ``--compile-blocks`` (torch.compile of the parts of every DiT block
-that compile cleanly, see :func:`compile_dit_parts`), or several in one run with ``--levers``:
+that compile cleanly, see :func:`streamvsr.pipeline.flashvsr.compile_dit`), or several in one run with ``--levers``:
 
     python bench/flashvsr.py --sizes 768x1408 --backends flex --levers none,compile,fp8,fp8+compile
 
@@ -33,14 +33,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from streamvsr.models.flashvsr import attention as attn_mod
-from streamvsr.models.flashvsr import dit as dit_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import convert_dit_linears_to_fp8
 from streamvsr.pipeline.engine import Engine
-from streamvsr.pipeline.flashvsr import ChunkInfo, FlashVSRUpscaler, padded_frame_count
+from streamvsr.pipeline.flashvsr import ChunkInfo, CompiledDiT, FlashVSRUpscaler, compile_dit, padded_frame_count
 
 
 def _parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -211,78 +209,6 @@ def _parse_levers(text: str) -> list[str]:
     return out
 
 
-class _CompiledParts:
-    """What :func:`compile_dit_parts` changed, so that :meth:`undo` can restore the eager model."""
-
-    def __init__(self) -> None:
-        self.modules: list[nn.Module] = []
-        self.rope: object | None = None
-        self.recompile_limit: int | None = None
-
-    def undo(self) -> None:
-        for m in self.modules:
-            if "forward" in m.__dict__:
-                del m.forward  # back to the class's forward
-        self.modules.clear()
-        if self.rope is not None:
-            dit_mod.apply_rope = self.rope
-            self.rope = None
-        if self.recompile_limit is not None:
-            torch._dynamo.config.recompile_limit = self.recompile_limit
-            self.recompile_limit = None
-
-
-def _compile_forward(m: nn.Module, **kw: object) -> None:
-    """torch.compile ``m``'s forward in place (the module tree and its state-dict keys stay as they are).
-
-    ``m.compile()`` would compile ``Module._call_impl``, a frame dynamo skips for torch.nn's own modules, so
-    an ``nn.Sequential`` or ``nn.Linear`` would silently stay eager; this wrapper is a frame dynamo traces
-    into instead. All wrapped modules share the wrapper's code, and dynamo's guards do not pin the module
-    instance: the 30 blocks of a size share one graph per module kind and input shape.
-    """
-    orig = m.forward
-
-    def forward(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        return orig(*args, **kwargs)
-
-    m.forward = torch.compile(forward, **kw)  # an instance attribute: _call_impl calls it
-
-
-def compile_dit_parts(dit: nn.Module, mode: str = "default") -> _CompiledParts:
-    """torch.compile (dynamic=False) the parts of every DiT block without data-dependent Python control flow.
-
-    Compiled, per block: ``ffn`` (Linear -> GELU -> Linear: bias + GELU fuse; with FP8 linears the per-token
-    activation quantisation fuses too), ``cross_attn`` as a whole (q projection, RMSNorm, SDPA over the
-    per-stream K/V, o projection), the self-attention projections ``q, k, v, o`` and its RMSNorms
-    ``norm_q, norm_k`` (one kernel instead of ~7 float32 passes), and the RoPE rotation
-    (``dit.apply_rope``, float64: one kernel instead of ~12 float64 passes; patched in the dit module).
-
-    Not compiled: ``DiTBlock.forward`` and ``SelfAttention.forward`` themselves. Compiling them makes dynamo
-    guard on the KV cache's Python bookkeeping (ring slot lists that change every call, the layer index),
-    so every streaming call recompiles until the recompile limit, then runs eagerly; ``flex_block_attention``
-    also breaks the graph (``warnings.catch_warnings``). So block selection, window partition, the KV cache
-    and the LayerNorm/modulation/residual arithmetic stay eager, and FlexAttention runs as before, compiled
-    on its own (``attention._flex_fn``). Returns a handle whose ``undo()`` restores the eager model.
-    """
-    kw: dict[str, object] = {"dynamic": False}
-    if mode != "default":
-        kw["mode"] = mode
-    # one graph per (module kind, input shape) is shared by all blocks; lever runs and output sizes add
-    # entries to the wrapper's cache: room for them all
-    handle = _CompiledParts()
-    cfg = torch._dynamo.config
-    handle.recompile_limit = cfg.recompile_limit
-    cfg.recompile_limit = max(cfg.recompile_limit, 64)
-    for block in dit.blocks:
-        sa = block.self_attn
-        for m in (block.ffn, block.cross_attn, sa.q, sa.k, sa.v, sa.o, sa.norm_q, sa.norm_k):
-            _compile_forward(m, **kw)
-            handle.modules.append(m)
-    handle.rope = dit_mod.apply_rope
-    dit_mod.apply_rope = torch.compile(handle.rope, **kw)
-    return handle
-
-
 def _psnr_clip(out_hw: tuple[int, int], frames: int, seed: int = 0) -> torch.Tensor:
     """A fixed smooth random LR clip (frames, 3, ceil(h/4), ceil(w/4)) in [0, 1] on the host."""
     h, w = (math.ceil(x / 4) for x in out_hw)
@@ -316,7 +242,7 @@ class _LeverState:
         self.compile_mode = compile_mode
         self.fp8_fast_accum = fp8_fast_accum
         self.fp8_linears: int | None = None  # set once converted
-        self.compiled: _CompiledParts | None = None
+        self.compiled: CompiledDiT | None = None
 
     def apply(self, lever: str) -> None:
         want_fp8, want_compile = "fp8" in lever, "compile" in lever
@@ -331,7 +257,7 @@ class _LeverState:
             if self.up.device.type == "cuda":
                 torch.cuda.empty_cache()
         if want_compile and self.compiled is None:
-            self.compiled = compile_dit_parts(self.up.dit, self.compile_mode)
+            self.compiled = compile_dit(self.up.dit, None if self.compile_mode == "default" else self.compile_mode)
 
     def close(self) -> None:
         """Undo the compile lever (the module-level RoPE patch must not outlive the run)."""

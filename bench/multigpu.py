@@ -13,6 +13,7 @@ excluded). Prints a table and writes JSON.
 
     python scripts/make_random_model.py /tmp/w --size official-1.3b --device cuda
     python bench/multigpu.py --weights /tmp/w --nproc 2 --json multigpu.json
+    python bench/multigpu.py --weights /tmp/w --cli-args "--compile --encoder-opt preset=veryfast"
     python bench/multigpu.py --model bicubic --nproc 2 --in-size 90x160 --frames 48 --long-frames 96  # CPU check
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,6 +112,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--modes", default="batch,segments")
     p.add_argument("--work", default="/tmp/multigpu")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--cli-args",
+        default="",
+        help="extra options for every streamvsr command, e.g. '--compile --encoder-opt preset=veryfast'",
+    )
     a = p.parse_args(argv)
     h, w = (int(v) for v in a.in_size.lower().split("x"))
     work = Path(a.work)
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     write_video(work / "warm.mp4", 64, h, w, seed=7)
     print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
     model = ["--model", a.model, "--dtype", a.dtype] + (["--weights", a.weights] if a.weights else [])
+    model += shlex.split(a.cli_args)
 
     warm = torchrun(1, ["upscale", str(work / "warm.mp4"), "-o", str(work / "warm_x.mp4"), *model], work / "warm.log")
     print(f"untimed warm-up run (fills the compile caches): {warm:.1f}s", flush=True)

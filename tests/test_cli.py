@@ -91,6 +91,7 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert not out.exists()
     assert "scale" in _err(run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--scale", "5"))
     assert "unknown model" in _err(run("upscale", str(clip), "-o", str(out), "--model", "nope"))
+    assert "--compile applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
     _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))
     _err(run("upscale", str(clip), "-o", str(clip), "--overwrite", "--progress", "none"))
     assert clip.exists() and clip.stat().st_size > 0  # the input is never overwritten
@@ -146,10 +147,12 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
         make_clip(src / f"v{i}.mp4", frames=4, width=16, height=16)
     (src / "notes.txt").write_text("not a video")
     out = tmp_path / "out"
-    r = run("batch", str(src), str(out), "--scale", "2")
+    r = run("batch", str(src), str(out), "--scale", "2", "--pix-fmt", "yuv444p", "--encoder-opt", "preset=ultrafast")
     assert r.returncode == 0, r.stderr.decode()
     assert sorted(p.name for p in out.iterdir()) == ["v0.mp4", "v1.mp4", "v2.mp4"]
     assert streams(out / "v1.mp4")["w"] == 32
+    with av.open(str(out / "v1.mp4")) as c:  # the encoder options reach every job
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"
     r = run("batch", str(src), str(out), "--scale", "2")
     assert b"nothing to do" in r.stderr
 

@@ -77,6 +77,43 @@ def _resolve_dtype(dtype: str):  # noqa: ANN202
     return None if dtype == "auto" else getattr(torch, dtype)
 
 
+def _encoder_options(f):  # noqa: ANN001, ANN202
+    """The encoder options `upscale` and `batch` share."""
+    for opt in reversed((
+        click.option("--codec", default=None, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1, ...)."),
+        click.option("--crf", type=int, default=None, help="Constant rate factor for the encoder."),
+        click.option("--bitrate", default=None, help="Target bitrate, e.g. 8M (instead of --crf)."),
+        click.option("--pix-fmt", default=None, help="Output pixel format (default follows the input's bit depth)."),
+        click.option("--encoder-opt", multiple=True, help="Extra encoder option KEY=VALUE (repeatable)."),
+        click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams."),
+    )):  # fmt: skip
+        f = opt(f)
+    return f
+
+
+def _encode_options(kw: dict, **extra: object):  # noqa: ANN202
+    """EncodeOptions from the options of :func:`_encoder_options` (plus ``extra`` fields)."""
+    from streamvsr.pipeline.run import EncodeOptions
+
+    return EncodeOptions(
+        codec=kw["codec"], crf=kw["crf"], bitrate=kw["bitrate"], pix_fmt=kw["pix_fmt"],
+        options=_parse_kv(kw["encoder_opt"]), copy_audio=not kw["no_audio"], copy_subtitles=not kw["no_audio"],
+        **extra,
+    )  # fmt: skip
+
+
+_COMPILE_HELP = "FlashVSR: torch.compile the DiT blocks (faster on GPUs after a slower start)."
+
+
+def _compile_opt(model: str | None, on: bool) -> dict:
+    """The model option of ``--compile`` (FlashVSR only)."""
+    if not on:
+        return {}
+    if model != "flashvsr":
+        raise StreamVSRError("--compile applies to --model flashvsr")
+    return {"compile": True}
+
+
 def _parse_kv(pairs: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for p in pairs:
@@ -126,13 +163,8 @@ class _Bar:
 @click.option("--scale", type=int, default=None, help="Upscaling factor (default: the model's).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
-@click.option("--codec", default=None, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1, ...).")
-@click.option("--crf", type=int, default=None, help="Constant rate factor for the encoder.")
-@click.option("--bitrate", default=None, help="Target bitrate, e.g. 8M (instead of --crf).")
-@click.option("--pix-fmt", default=None, help="Output pixel format (default follows the input's bit depth).")
-@click.option("--encoder-opt", multiple=True, help="Extra encoder option KEY=VALUE (repeatable).")
+@_encoder_options
 @click.option("--format", "fmt", type=click.Choice(["auto", "png"]), default="auto", show_default=True)
-@click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams.")
 @click.option("--start", type=float, default=None, help="Start time in seconds.")
 @click.option("--duration", type=float, default=None, help="Duration in seconds.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -143,6 +175,7 @@ class _Bar:
 @click.option("--attention", type=click.Choice(["auto", "flex", "dense"]), default="auto", show_default=True)
 @click.option("--flashvsr-version", type=click.Choice(["1", "1.1"]), default=None)
 @click.option("--seed", type=int, default=None, help="Seed; with a known frame count, the official noise draw.")
+@click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
 @click.option(
     "--segments",
     default=None,
@@ -158,7 +191,7 @@ class _Bar:
 def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     """Upscale the video IN into OUTPUT, keeping audio, subtitles, timestamps and colour tags."""
     from streamvsr.pipeline.registry import load_model
-    from streamvsr.pipeline.run import EncodeOptions, upscale_file
+    from streamvsr.pipeline.run import upscale_file
 
     if input_path != "-" and not Path(input_path).exists():
         raise StreamVSRError(f"input not found: {input_path}")
@@ -170,6 +203,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     model_opts = {
         k: kw[k] for k in ("decoder", "color_fix", "attention", "flashvsr_version", "seed") if kw[k] is not None
     }
+    model_opts.update(_compile_opt(kw["model"], kw["compile_"]))
     if kw["seed"] is not None and input_path != "-" and segments is None:
         # the official noise draw needs the whole video's latent shape up front
         from streamvsr.media import open_reader
@@ -185,17 +219,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         scale=kw["scale"],
         **model_opts,
     )
-    enc = EncodeOptions(
-        codec=kw["codec"],
-        crf=kw["crf"],
-        bitrate=kw["bitrate"],
-        pix_fmt=kw["pix_fmt"],
-        options=_parse_kv(kw["encoder_opt"]),
-        format=kw["fmt"],
-        copy_audio=not kw["no_audio"],
-        copy_subtitles=not kw["no_audio"],
-        overwrite=kw["overwrite"],
-    )
+    enc = _encode_options(kw, format=kw["fmt"], overwrite=kw["overwrite"])
     json_stream = sys.stderr if output == "-" else sys.stdout
     bar = _Bar(kw["progress"], json_stream)
     if segments is not None:
@@ -279,9 +303,8 @@ def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw
 @click.option("--device", default="auto", show_default=True, help="auto uses cuda:LOCAL_RANK under torchrun.")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
 @click.option("--suffix", default=None, help="Output container suffix (default: the input's).")
-@click.option("--codec", default=None)
-@click.option("--crf", type=int, default=None)
-@click.option("--no-audio", is_flag=True)
+@_encoder_options
+@click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
 def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
     """Upscale every video of IN_DIR into OUT_DIR; finished outputs are skipped.
 
@@ -290,7 +313,7 @@ def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
     """
     from streamvsr.pipeline.jobs import plan_jobs, rank_and_world, run_jobs
     from streamvsr.pipeline.registry import load_model
-    from streamvsr.pipeline.run import EncodeOptions, upscale_file
+    from streamvsr.pipeline.run import upscale_file
 
     rank, world = rank_and_world()
     device = _resolve_device(_rank_device() if kw["device"] == "auto" else kw["device"])
@@ -300,10 +323,10 @@ def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
         click.echo(f"[rank {rank}] nothing to do", err=True)
         return
     model = load_model(
-        kw["model"], weights=kw["weights"], device=device, dtype=_resolve_dtype(kw["dtype"]), scale=kw["scale"]
-    )
-    enc = EncodeOptions(codec=kw["codec"], crf=kw["crf"], copy_audio=not kw["no_audio"])
-    enc.copy_subtitles = not kw["no_audio"]
+        kw["model"], weights=kw["weights"], device=device, dtype=_resolve_dtype(kw["dtype"]), scale=kw["scale"],
+        **_compile_opt(kw["model"], kw["compile_"]),
+    )  # fmt: skip
+    enc = _encode_options(kw)
 
     def one(job) -> None:  # noqa: ANN001
         res = upscale_file(job.src, job.dst, model, device=device, encode=enc)

@@ -83,16 +83,18 @@ def _flashvsr(
     seed: int | None = None,
     num_frames: int | None = None,
     default_folder: str | None = None,
+    compile: bool = False,
     **_: object,
 ) -> StreamingModel:
     """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
 
     Official weights default to the official numerics (Pillow bicubic LQ upsampling, AdaIN colour fix);
-    ``seed`` with a known ``num_frames`` gives the official whole-video noise draw.
+    ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``compile``: torch.compile
+    the DiT blocks (:func:`~streamvsr.pipeline.flashvsr.compile_dit`; the first frames take longer).
     """
     from dataclasses import replace
 
-    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
+    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler, compile_dit
     from streamvsr.pipeline.flashvsr_weights import load_flashvsr_folder
 
     folder = Path(weights) if weights is not None else EMBEDDED_WEIGHTS / str(default_folder)
@@ -103,7 +105,7 @@ def _flashvsr(
     cfg, mods = load_flashvsr_folder(folder, version=flashvsr_version, decoder=decoder, device=device, dtype=dtype)
     official = not cfg.dit.learned_context
     noise = "official" if (seed is not None and num_frames is not None) else "stream"
-    return FlashVSRUpscaler(
+    up = FlashVSRUpscaler(
         mods["dit"],
         mods["lq_proj"],
         mods["decoder"],
@@ -117,6 +119,9 @@ def _flashvsr(
         num_frames=num_frames if noise == "official" else None,
         name="flashvsr",
     )
+    if compile:
+        compile_dit(up.dit)
+    return up
 
 
 def _realesrgan(scale: int, device: torch.device, dtype: torch.dtype | None, **options: object) -> StreamingModel:

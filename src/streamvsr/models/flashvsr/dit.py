@@ -159,15 +159,30 @@ class _QKVO(nn.Module):
 
 
 class SelfAttention(_QKVO):
-    def forward(self, x: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
-        B, L, C = x.shape
+    """Self-attention in two steps: :meth:`project` (pure tensor math: projections, RMSNorm, RoPE) and
+    :meth:`attend` (the attention policy: full or LCSA with the KV cache, Python bookkeeping included).
+    The split lets a runtime compile the first step without tracing the second."""
+
+    def project(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, C) -> q, k, v (B, L, H, d), RoPE applied to q and k."""
+        B, L, _ = x.shape
         H, d = self.num_heads, self.head_dim
-        q = apply_rope(self.norm_q(self.q(x)).view(B, L, H, d), ctx.cos, ctx.sin)
-        k = apply_rope(self.norm_k(self.k(x)).view(B, L, H, d), ctx.cos, ctx.sin)
-        v = self.v(x).view(B, L, H, d)
+        q = apply_rope(self.norm_q(self.q(x)).view(B, L, H, d), cos, sin)
+        k = apply_rope(self.norm_k(self.k(x)).view(B, L, H, d), cos, sin)
+        return q, k, self.v(x).view(B, L, H, d)
+
+    def forward(self, x: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
+        return self.o(self.attend(*self.project(x, ctx.cos, ctx.sin), ctx, layer))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
+        """q, k, v (B, L, H, d) -> attention output (B, L, C), before the output projection ``o``."""
+        B, L, H, d = q.shape
+        C = H * d
         if ctx.plan is None:
             out = full_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), ctx.mask)
-            return self.o(out.transpose(1, 2).reshape(B, L, C))
+            return out.transpose(1, 2).reshape(B, L, C)
         plan = ctx.plan
         qb = window_partition(q, ctx.grid, ctx.window).transpose(1, 2)  # (B, H, L, d) block order
         kb = window_partition(k, ctx.grid, ctx.window).transpose(1, 2)
@@ -181,7 +196,7 @@ class SelfAttention(_QKVO):
         if cache is not None:
             cache.evict(layer)
         out = window_reverse(out.transpose(1, 2), ctx.grid, ctx.window)  # (B, L, H, d)
-        return self.o(out.reshape(B, L, C))
+        return out.reshape(B, L, C)
 
 
 class CrossAttention(_QKVO):
@@ -222,8 +237,25 @@ class DiTBlock(nn.Module):
         ctx: _AttnCtx,
         layer: int,
     ) -> torch.Tensor:
-        sh1, sc1, g1, sh2, sc2, g2 = (self.modulation + t_mod).chunk(6, dim=1)  # each (B, 1, dim)
-        x = x + g1 * self.self_attn(_modulate(self.norm1(x), sh1, sc1), ctx, layer)
+        q, k, v = self.pre(x, t_mod, ctx.cos, ctx.sin)
+        return self.post(x, self.self_attn.attend(q, k, v, ctx, layer), t_mod, cross_kv)
+
+    # forward = pre -> self_attn.attend -> post. pre and post are pure tensor math (no Python state), so a
+    # runtime may compile them (pipeline.flashvsr.compile_dit); attend keeps the KV-cache bookkeeping eager.
+
+    def pre(
+        self, x: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE."""
+        sh1, sc1 = (self.modulation + t_mod)[:, :2].chunk(2, dim=1)  # each (B, 1, dim)
+        return self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin)
+
+    def post(
+        self, x: torch.Tensor, attn: torch.Tensor, t_mod: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Residual of the self-attention output ``attn`` (B, L, dim), cross-attention and the FFN."""
+        _, _, g1, sh2, sc2, g2 = (self.modulation + t_mod).chunk(6, dim=1)  # each (B, 1, dim)
+        x = x + g1 * self.self_attn.o(attn)
         x = x + self.cross_attn(self.norm3(x), cross_kv)
         return x + g2 * self.ffn(_modulate(self.norm2(x), sh2, sc2))
 
