@@ -165,6 +165,10 @@ def test_pillow_upsample_option(up: FlashVSRUpscaler) -> None:
     # uint8 quantisation: an input that is already on the 1/255 grid gives the same result
     q = (x * 255).round() / 255
     assert torch.equal(pil._upsample(q), a)
+    # the accelerator path (bit-exact tensor version of Pillow) gives the same frames as Pillow itself
+    assert not pil.pillow_on_device  # a CPU run uses Pillow
+    pil.pillow_on_device = True
+    assert torch.equal(pil._upsample(x), a)
 
 
 def test_fast_size_runs_with_patch_4_and_one_cached_window():

@@ -5,6 +5,7 @@
 * :func:`lanczos_resize`: separable Lanczos (a = 3 by default), antialiased when downscaling.
 * :func:`bicubic_upsample`: torch's bicubic (a = -0.75, align_corners=False), the fast path.
 * :func:`resize_pillow_bicubic`: Pillow's BICUBIC on uint8 images (FlashVSR's official LQ upsampling).
+* :func:`pillow_bicubic_uint8`: the same, bit for bit, as integer tensor math on any device (no CPU trip).
 
 Sizes are ``(height, width)`` everywhere. Tensors are ``(..., C, H, W)`` floats; nothing is
 rounded or clamped inside: the caller quantises.
@@ -12,6 +13,7 @@ rounded or clamped inside: the caller quantises.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -146,3 +148,77 @@ def resize_pillow_bicubic(img_uint8: np.ndarray, size: tuple[int, int]) -> np.nd
         raise ValueError(f"expected (H, W, C) uint8, got {img_uint8.dtype} {img_uint8.shape}")
     img = Image.fromarray(img_uint8)
     return np.asarray(img.resize((int(size[1]), int(size[0])), Image.Resampling.BICUBIC))
+
+
+# Pillow's 8-bit resampling (libImaging/Resample.c): per axis, coefficients in fixed point with 22 fraction
+# bits, accumulated in integers from a rounding offset, shifted back and clamped to 0..255; the horizontal
+# pass runs first and its result is rounded to uint8 before the vertical one.
+_PIL_PRECISION_BITS = 32 - 8 - 2
+
+
+def _pillow_bicubic_filter(x: np.ndarray) -> np.ndarray:
+    """Pillow's bicubic kernel (a = -0.5, support 2)."""
+    a = -0.5
+    x = np.abs(x)
+    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1, np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+def pillow_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's taps for one axis: first input index (out,) int64 and fixed-point weights (out, K) int64."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    first = np.zeros(out_size, np.int64)
+    weights = np.zeros((out_size, ksize), np.int64)
+    one = 1 << _PIL_PRECISION_BITS
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)  # int() truncates like C's (int)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        k = _pillow_bicubic_filter((np.arange(xmax) + xmin - center + 0.5) / filterscale)
+        ww = k.sum()
+        if ww != 0.0:
+            k = k / ww
+        fixed = np.where(k < 0, np.trunc(-0.5 + k * one), np.trunc(0.5 + k * one))
+        first[xx] = xmin
+        weights[xx, :xmax] = fixed.astype(np.int64)
+    return first, weights
+
+
+@functools.lru_cache(maxsize=32)
+def _pillow_taps(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather indices (out, K) and int32 weights (out, K) of :func:`pillow_coeffs` on ``device``."""
+    first, weights = pillow_coeffs(in_size, out_size)
+    k = weights.shape[1]
+    idx = torch.from_numpy(np.minimum(first[:, None] + np.arange(k), in_size - 1)).to(device)
+    return idx, torch.from_numpy(weights.astype(np.int32)).to(device)
+
+
+def _pillow_pass(x: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
+    """One 8-bit Pillow pass along the last axis of an integer tensor (..., in) -> uint8 (..., out)."""
+    idx, w = _pillow_taps(in_size, out_size, x.device)
+    # |sum| <= 255 * 1.2 * 2^22 < 2^31 (the taps' weights sum to 2^22): int32 is exact
+    acc = (x.to(torch.int32)[..., idx] * w).sum(-1, dtype=torch.int32)  # (..., out)
+    acc += 1 << (_PIL_PRECISION_BITS - 1)
+    return (acc >> _PIL_PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+
+
+def pillow_bicubic_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pillow ``Image.resize(size[::-1], BICUBIC)`` of uint8 frames ``(..., C, H, W)`` -> ``(..., C, h, w)``.
+
+    Bit-exact with Pillow (tests/test_resize.py), on the tensor's device: FlashVSR's official LQ upsampling
+    without a round trip through the CPU. Works one frame at a time to bound the int32 tap tensors.
+    """
+    if x.dtype != torch.uint8 or x.ndim < 3:
+        raise ValueError(f"expected (..., C, H, W) uint8, got {x.dtype} {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    oh, ow = int(size[0]), int(size[1])
+    flat = x.reshape(-1, *x.shape[-3:])
+    out = torch.empty(flat.shape[0], flat.shape[1], oh, ow, dtype=torch.uint8, device=x.device)
+    for i, frame in enumerate(flat):
+        y = frame if ow == w else _pillow_pass(frame, w, ow)  # (C, H, ow)
+        if oh != h:
+            y = _pillow_pass(y.transpose(-1, -2), h, oh).transpose(-1, -2)  # (C, oh, ow)
+        out[i] = y
+    return out.reshape(*x.shape[:-2], oh, ow)
