@@ -38,7 +38,14 @@ from streamvsr.models.flashvsr import attention as attn_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import convert_dit_linears_to_fp8
 from streamvsr.pipeline.engine import Engine
-from streamvsr.pipeline.flashvsr import ChunkInfo, CompiledDiT, FlashVSRUpscaler, compile_dit, padded_frame_count
+from streamvsr.pipeline.flashvsr import (
+    ChunkInfo,
+    Compiled,
+    FlashVSRUpscaler,
+    compile_decoder,
+    compile_dit,
+    padded_frame_count,
+)
 
 
 def _parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -190,7 +197,8 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # Speed levers: FP8 linears, torch.compile of the DiT blocks' parts
 # ----------------------------------------------------------------------------------------------
 
-LEVERS = ("none", "fp8", "compile", "fp8+compile")
+LEVER_PARTS = ("fp8", "compile", "dec")  # FP8 linears, compiled DiT blocks, compiled TCDecoder
+LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec")
 
 
 def _parse_levers(text: str) -> list[str]:
@@ -200,8 +208,8 @@ def _parse_levers(text: str) -> list[str]:
         parts = {x.strip().lower() for x in item.split("+") if x.strip()}
         if not parts or parts == {"none"}:
             name = "none"
-        elif parts <= {"fp8", "compile"}:
-            name = "+".join(x for x in ("fp8", "compile") if x in parts)
+        elif parts <= set(LEVER_PARTS):
+            name = "+".join(x for x in LEVER_PARTS if x in parts)
         else:
             raise ValueError(f"unknown lever {item!r}; known: {', '.join(LEVERS)} (combine with '+')")
         if name not in out:
@@ -242,7 +250,8 @@ class _LeverState:
         self.compile_mode = compile_mode
         self.fp8_fast_accum = fp8_fast_accum
         self.fp8_linears: int | None = None  # set once converted
-        self.compiled: CompiledDiT | None = None
+        self.compiled: Compiled | None = None
+        self.compiled_dec: Compiled | None = None
 
     def apply(self, lever: str) -> None:
         want_fp8, want_compile = "fp8" in lever, "compile" in lever
@@ -256,14 +265,22 @@ class _LeverState:
                 self.fp8_linears = convert_dit_linears_to_fp8(self.up.dit, use_fast_accum=self.fp8_fast_accum)
             if self.up.device.type == "cuda":
                 torch.cuda.empty_cache()
+        mode = None if self.compile_mode == "default" else self.compile_mode
         if want_compile and self.compiled is None:
-            self.compiled = compile_dit(self.up.dit, None if self.compile_mode == "default" else self.compile_mode)
+            self.compiled = compile_dit(self.up.dit, mode)
+        want_dec = "dec" in lever.split("+")
+        if self.compiled_dec is not None and not want_dec:
+            self.compiled_dec.undo()
+            self.compiled_dec = None
+        if want_dec and self.compiled_dec is None:
+            self.compiled_dec = compile_decoder(self.up.decoder, mode)
 
     def close(self) -> None:
-        """Undo the compile lever (the module-level RoPE patch must not outlive the run)."""
-        if self.compiled is not None:
-            self.compiled.undo()
-            self.compiled = None
+        """Undo the compile levers."""
+        for handle in (self.compiled, self.compiled_dec):
+            if handle is not None:
+                handle.undo()
+        self.compiled = self.compiled_dec = None
 
     def info(self, lever: str) -> dict:
         d: dict = {"lever": lever}
@@ -300,8 +317,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument(
         "--levers",
         default=None,
-        help="comma list of levers run one after the other in one invocation: none (baseline), fp8, compile, "
-        "fp8+compile; replaces --fp8/--compile-blocks",
+        help="comma list of levers run one after the other in one invocation: none (baseline), fp8, compile "
+        "(DiT blocks), dec (TCDecoder), combined with +, e.g. fp8+compile+dec; replaces --fp8/--compile-blocks",
     )
     p.add_argument(
         "--compile-mode",

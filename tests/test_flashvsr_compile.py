@@ -56,3 +56,28 @@ def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa
     assert seen == []
     compiled = load_model("flashvsr", weights=tmp_path, compile=True)
     assert seen == [compiled.dit] and compiled.dit is not plain.dit
+
+
+def test_compiled_decoder_matches_eager() -> None:
+    """compile_decoder: the TCDecoder's layer stack compiled (first pass + later passes: 2 graphs) streams the
+    same frames; undo restores it; a non-TCDecoder is refused."""
+    import pytest
+
+    from streamvsr.errors import ModelError
+    from streamvsr.pipeline.flashvsr import compile_decoder
+
+    up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
+    x = torch.rand(33, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.inference_mode():
+        ref = _stream(up, x)
+        handle = compile_decoder(up.decoder, backend="eager")
+        out = _stream(up, x)
+        assert counters["stats"]["unique_graphs"] == 2
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
+        handle.undo()
+        assert "_run" not in up.decoder.__dict__
+    with pytest.raises(ModelError):
+        compile_decoder(up.dit)
+    torch._dynamo.reset()
