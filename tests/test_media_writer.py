@@ -290,7 +290,7 @@ def test_disk_full_is_output_error_and_cleans_up(tmp_path, monkeypatch, backgrou
         raise OSError(errno.ENOSPC, "No space left on device")
 
     # the step that writes bytes: muxing (video containers) or saving a file (PNG sequences)
-    monkeypatch.setattr(writer_mod._ContainerWriter, "_mux_video", no_space)
+    monkeypatch.setattr(writer_mod.ContainerWriter, "_mux_video", no_space)
     monkeypatch.setattr(writer_mod._PNGSequenceWriter, "_save", no_space)
     with pytest.raises(OutputError, match="disk full"):
         transcode(src, str(tmp_path / dst), background=background)

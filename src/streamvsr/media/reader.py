@@ -152,7 +152,7 @@ class _AVReader(VideoReader):
         except av.error.EOFError:
             raise InputError(f"{name}: no frames (the data ends before any video)") from None
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-            raise InputError(f"{name}: not a readable video ({_reason(e)})") from None
+            raise InputError(f"{name}: not a readable video ({error_reason(e)})") from None
         try:
             self._setup(src, start, duration, threads)
         except BaseException:
@@ -264,7 +264,7 @@ class _AVReader(VideoReader):
                 return
             except (av.error.FFmpegError, OSError) as e:
                 errors += 1
-                self._warn(f"unreadable data near frame {self._count} skipped ({_reason(e)})")
+                self._warn(f"unreadable data near frame {self._count} skipped ({error_reason(e)})")
                 if errors >= _MAX_CONSECUTIVE_READ_ERRORS:
                     self._warn(f"too many read errors; stopping at frame {self._count}")
                     return
@@ -276,7 +276,7 @@ class _AVReader(VideoReader):
             except av.error.EOFError:
                 return
             except (av.error.FFmpegError, OSError) as e:
-                self._warn(f"corrupt data near frame {self._count} skipped ({_reason(e)})")
+                self._warn(f"corrupt data near frame {self._count} skipped ({error_reason(e)})")
                 continue
             for frame in frames:
                 if frame.is_corrupt:
@@ -381,7 +381,7 @@ class _ImageFolderReader(VideoReader):
         try:
             first = _load_image(files[0])
         except (av.error.FFmpegError, OSError, StopIteration, ValueError) as e:
-            raise InputError(f"{files[0]}: not a readable image ({_reason(e)})") from None
+            raise InputError(f"{files[0]}: not a readable image ({error_reason(e)})") from None
         pix_fmt = first.format.name
         bit_depth = 16 if pix_fmt_bit_depth(pix_fmt) > 8 else 8
         self._first = first
@@ -427,7 +427,7 @@ class _ImageFolderReader(VideoReader):
                 try:
                     frame = _load_image(path)
                 except (av.error.FFmpegError, OSError, StopIteration, ValueError) as e:
-                    self._warn(f"image {path.name} (frame {index}) unreadable, skipped ({_reason(e)})")
+                    self._warn(f"image {path.name} (frame {index}) unreadable, skipped ({error_reason(e)})")
                     continue
             if (frame.width, frame.height) != (w, h):
                 raise InputError(f"{path}: size {frame.width}x{frame.height} differs from the first image {w}x{h}")
@@ -449,11 +449,9 @@ def _codec_name(path: Path) -> str:
         return c.streams.video[0].codec_context.name
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
     """A short, single-line reason from an FFmpeg/OS error."""
-    if isinstance(e, av.error.FFmpegError) and e.strerror:
-        return str(e.strerror)
-    if isinstance(e, OSError) and e.strerror:
+    if isinstance(e, (av.error.FFmpegError, OSError)) and e.strerror:
         return str(e.strerror)
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__

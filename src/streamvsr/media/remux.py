@@ -21,7 +21,8 @@ import av.error
 from ..errors import InputError, OutputError
 from .atomic import AtomicTarget, same_file
 from .probe import StreamInfo
-from .writer import CONTAINER_SUFFIXES, FORMATS, _ContainerWriter, _reason
+from .reader import error_reason
+from .writer import CONTAINER_SUFFIXES, FORMATS, ContainerWriter
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def video_index(src: str | Path) -> VideoIndex | None:
     try:
         c = av.open(str(src), "r")
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise InputError(f"{src}: not a readable video ({_reason(e)})") from None
+        raise InputError(f"{src}: not a readable video ({error_reason(e)})") from None
     with c:
         vs = _video_stream(c)
         if vs is None:
@@ -73,7 +74,7 @@ def video_index(src: str | Path) -> VideoIndex | None:
                     return None
                 pts.append(int(pk.pts))
         except (av.error.FFmpegError, OSError) as e:
-            raise InputError(f"{src}: unreadable data while indexing frames ({_reason(e)})") from None
+            raise InputError(f"{src}: unreadable data while indexing frames ({error_reason(e)})") from None
     pts.sort()
     return VideoIndex(pts, tb, origin)
 
@@ -91,7 +92,7 @@ def container_muxer(dst: str | Path, format: str = "auto") -> str:
     return FORMATS[fmt]
 
 
-class _RemuxWriter(_ContainerWriter):
+class _RemuxWriter(ContainerWriter):
     """A container writer whose video packets come already encoded (copied from ``template``'s file).
 
     Everything else (atomic target, audio/subtitle copy and interleaving, error handling) is the
@@ -134,7 +135,8 @@ class _RemuxWriter(_ContainerWriter):
             vs = out.add_stream_from_template(self._template)
         except (ValueError, av.error.FFmpegError) as e:
             name = self._template.codec_context.name
-            raise OutputError(f"{self._label}: the {muxer} container cannot hold {name} video ({_reason(e)})") from None
+            why = error_reason(e)
+            raise OutputError(f"{self._label}: the {muxer} container cannot hold {name} video ({why})") from None
         vs.time_base = self._tb  # what the encoding writer asks for: the muxer then picks the same
         vs.codec_context.framerate = self._fps  # the frame rate the encoding writer declares
         if info.rotation % 360:
@@ -219,7 +221,7 @@ def concat_video(
             try:
                 inputs.append(av.open(str(p), "r"))
             except (av.error.FFmpegError, OSError) as e:
-                raise OutputError(f"{p}: cannot read this part ({_reason(e)})") from None
+                raise OutputError(f"{p}: cannot read this part ({error_reason(e)})") from None
         streams = [_video_stream(c) for c in inputs]
         if any(s is None for s in streams):
             raise OutputError("a part has no video stream")

@@ -9,7 +9,7 @@ import av.error
 import numpy as np
 
 from ..errors import InputError
-from .writer import _reason
+from .reader import error_reason
 
 
 def cut_scores(src: str | Path, *, width: int = 64, height: int = 36, bins: int = 32) -> dict[int, float]:
@@ -19,7 +19,7 @@ def cut_scores(src: str | Path, *, width: int = 64, height: int = 36, bins: int 
     try:
         c = av.open(str(src), "r")
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise InputError(f"{src}: not a readable video ({_reason(e)})") from None
+        raise InputError(f"{src}: not a readable video ({error_reason(e)})") from None
     scores: dict[int, float] = {}
     with c:
         streams = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
@@ -37,5 +37,5 @@ def cut_scores(src: str | Path, *, width: int = 64, height: int = 36, bins: int 
                 scores[int(frame.pts)] = 0.0 if prev is None else float(np.abs(hist - prev).sum() / 2)
                 prev = hist
         except (av.error.FFmpegError, OSError) as e:
-            raise InputError(f"{src}: unreadable data while looking for scene cuts ({_reason(e)})") from None
+            raise InputError(f"{src}: unreadable data while looking for scene cuts ({error_reason(e)})") from None
     return scores

@@ -37,7 +37,7 @@ from .color import (
     sws_range,
 )
 from .probe import StreamInfo
-from .reader import SWS_THREADS
+from .reader import SWS_THREADS, error_reason
 from .worker import OrderedWorker
 
 # container suffix / format name -> FFmpeg muxer
@@ -50,13 +50,6 @@ DEFAULT_CRF = 18
 CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"})
 PNG_PATTERN = "frame_%06d.png"
 WORKER_DEPTH = 4  # frames waiting for the background encoder
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, (av.error.FFmpegError, OSError)) and e.strerror:
-        return str(e.strerror)
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _is_enospc(e: BaseException) -> bool:
@@ -148,7 +141,7 @@ def _choose_pix_fmt(codec: av.codec.Codec, info: StreamInfo) -> str:
     return names[0]
 
 
-class _ContainerWriter(VideoWriter):
+class ContainerWriter(VideoWriter):
     """A video stream encoded into a container file (through a temporary file) or stdout."""
 
     def __init__(
@@ -194,7 +187,7 @@ class _ContainerWriter(VideoWriter):
             if _is_enospc(e):
                 raise OutputError(f"{self._label}: disk full") from None
             if isinstance(e, (av.error.FFmpegError, OSError, ValueError)):
-                raise OutputError(f"{self._label}: cannot start writing ({_reason(e)})") from None
+                raise OutputError(f"{self._label}: cannot start writing ({error_reason(e)})") from None
             raise
         if background:
             self._worker = OrderedWorker(self._encode_frame, depth=WORKER_DEPTH)
@@ -271,7 +264,7 @@ class _ContainerWriter(VideoWriter):
             vs = out.add_stream(codec.name, rate=self._fps, options=opts)
         except ValueError as e:
             raise OutputError(
-                f"{self._label}: the {muxer} container cannot hold {codec.name} video ({_reason(e)})"
+                f"{self._label}: the {muxer} container cannot hold {codec.name} video ({error_reason(e)})"
             ) from None
         vs.width, vs.height, vs.pix_fmt = self.width, self.height, pix_fmt
         cc = vs.codec_context
@@ -342,7 +335,7 @@ class _ContainerWriter(VideoWriter):
         try:
             src = self._side_in = av.open(str(path), "r")
         except (av.error.FFmpegError, OSError) as e:
-            raise OutputError(f"{copy_from}: cannot open to copy audio/subtitles ({_reason(e)})") from None
+            raise OutputError(f"{copy_from}: cannot open to copy audio/subtitles ({error_reason(e)})") from None
         wanted = [s for s in src.streams if (audio and s.type == "audio") or (subs and s.type == "subtitle")]
         for s in wanted:
             kind = "audio" if s.type == "audio" else "subtitle"
@@ -367,7 +360,7 @@ class _ContainerWriter(VideoWriter):
                 self._side_iter = None
                 break
             except (av.error.FFmpegError, OSError) as e:
-                warnings.warn(f"copying audio/subtitles stopped early: {_reason(e)}", stacklevel=5)
+                warnings.warn(f"copying audio/subtitles stopped early: {error_reason(e)}", stacklevel=5)
                 self._side_iter = None
                 break
             if pk.size == 0 or (pk.pts is None and pk.dts is None):
@@ -460,7 +453,7 @@ class _ContainerWriter(VideoWriter):
         if isinstance(e, BrokenPipeError):
             raise OutputError(f"{self._label}: the reading end of the pipe closed") from None
         if isinstance(e, (av.error.FFmpegError, OSError)):
-            raise OutputError(f"{self._label}: writing failed ({_reason(e)})") from None
+            raise OutputError(f"{self._label}: writing failed ({error_reason(e)})") from None
         raise e
 
     def close(self) -> None:
@@ -550,7 +543,7 @@ class _PNGSequenceWriter(VideoWriter):
         if _is_enospc(e):
             raise OutputError(f"{self.path}: disk full; output removed") from None
         if isinstance(e, (av.error.FFmpegError, OSError)):
-            raise OutputError(f"{self.path}: writing failed ({_reason(e)})") from None
+            raise OutputError(f"{self.path}: writing failed ({error_reason(e)})") from None
         raise e
 
     def close(self) -> None:
@@ -572,7 +565,7 @@ class _PNGSequenceWriter(VideoWriter):
             self._target.discard()
 
 
-def _png_target(dst: str, fmt: str) -> tuple[Path, str] | None:
+def png_target(dst: str, fmt: str) -> tuple[Path, str] | None:
     """(folder, file-name pattern) when ``dst`` asks for a PNG sequence, else None."""
     p = Path(dst.rstrip("/\\") or dst)
     if fmt in ("auto", "png") and re.search(r"%0?\d*d", p.name) and p.suffix.lower() == ".png":
@@ -654,9 +647,9 @@ def open_writer(
         muxer = "matroska" if fmt == "auto" else FORMATS[fmt]
         if muxer not in PIPE_FORMATS:
             raise OutputError(f"{fmt} cannot be written to a pipe; use mkv or nut")
-        return _ContainerWriter(None, muxer, src_info, width, height, **enc, **rest)
+        return ContainerWriter(None, muxer, src_info, width, height, **enc, **rest)
 
-    png = _png_target(dst_s, fmt)
+    png = png_target(dst_s, fmt)
     path = png[0] if png else Path(dst_s)
     for other in (src_info.source, copy_from):
         if other is not None and str(other) != "-" and path.exists() and same_file(path, other):
@@ -677,4 +670,4 @@ def open_writer(
     else:
         muxer = FORMATS[fmt]
     target = AtomicTarget(path, overwrite=overwrite, is_dir=False)
-    return _ContainerWriter(target, muxer, src_info, width, height, **enc, **rest)
+    return ContainerWriter(target, muxer, src_info, width, height, **enc, **rest)

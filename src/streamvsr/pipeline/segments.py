@@ -203,7 +203,7 @@ def upscale_segmented(
     """
     from streamvsr.media import open_reader, open_writer
     from streamvsr.media.remux import concat_video, container_muxer
-    from streamvsr.media.writer import DEFAULT_CODEC, DEFAULT_CODECS, _png_target
+    from streamvsr.media.writer import DEFAULT_CODEC, DEFAULT_CODECS, png_target
 
     encode = encode or EncodeOptions()
     env_rank, env_world = rank_and_world()
@@ -213,7 +213,7 @@ def upscale_segmented(
         raise InputError("--segments needs a video file as input, not stdin")
     if Path(src).is_dir():
         raise InputError("--segments needs a video file as input, not a folder of images")
-    if str(dst) == "-" or encode.format == "png" or _png_target(str(dst), encode.format):
+    if str(dst) == "-" or encode.format == "png" or png_target(str(dst), encode.format):
         raise OutputError("--segments writes a video file (mp4, mkv, mov, webm), not stdout or PNG images")
     muxer = container_muxer(dst, encode.format)
     lookahead = model.spec.latency
