@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speed measurements of the next GPU session (docs/performance.md, "Next GPU session"), in one command.
 #
-#   STEPS="fp8 levers sdvsr e2e" scripts/gpu_speed_session.sh      # on one H100; carry .whl
+#   STEPS="fp8 levers sdvsr e2e" scripts/gpu_speed_session.sh      # on one H100; carry .whl and .whl-sd
 #
 # Steps (each under its own time limit, results in OUT_DIR):
 #   fp8     the CUDA FP8 tests, full tracebacks                 -> fp8_tests.txt
@@ -10,16 +10,21 @@
 #                                                              -> sdvsr*.json, sdvsr*.txt
 #   e2e     end to end: streamvsr upscale of a 1600-frame clip with random official-size weights, default
 #           encoder preset and veryfast                        -> e2e.txt
-# Environment: STEPS [all four]  OUT_DIR [$OUT]  PYTHON [python3]  WHEELS [.whl]
+# Environment: STEPS [all four]  OUT_DIR [$OUT]  PYTHON [python3]  WHEELS [".whl .whl-sd": folders of wheels]
+# (.whl: PyAV + importlib_metadata; .whl-sd: diffusers, kept apart so the training calls' carry stays small)
 set -uo pipefail
 
 PY=${PYTHON:-python3}
 O=${OUT_DIR:-${OUT:-/tmp/out}}
 STEPS=${STEPS:-fp8 levers sdvsr e2e}
 mkdir -p "$O"
-if [ -d "${WHEELS:-.whl}" ] && ls "${WHEELS:-.whl}"/*.whl > /dev/null 2>&1; then
+wheels=()
+for d in ${WHEELS:-.whl .whl-sd}; do
+    [ -d "$d" ] && wheels+=("$d"/*.whl)
+done
+if [ ${#wheels[@]} -gt 0 ]; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        "${WHEELS:-.whl}"/*.whl || exit 2
+        "${wheels[@]}" || exit 2
 fi
 export PYTHONPATH=/tmp/site:$PWD/src
 nvidia-smi -L | tee "$O/gpu.txt"
