@@ -24,22 +24,33 @@ def _stream(up: FlashVSRUpscaler, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([e.push(x[i : i + 8]) for i in range(0, x.shape[0], 8)] + [e.flush()])
 
 
+def _clip(seed: int) -> torch.Tensor:
+    return torch.rand(33, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def _eager_then_compiled(up: FlashVSRUpscaler, x: torch.Tensor, compile_fn):  # noqa: ANN001, ANN202
+    """Stream ``x`` eagerly, compile (dynamo counters reset), stream it again:
+    (eager output, compiled output, graphs dynamo made, the compile handle)."""
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.inference_mode():
+        ref = _stream(up, x)
+        handle = compile_fn()
+        out = _stream(up, x)
+    return ref, out, counters["stats"]["unique_graphs"], handle
+
+
 def test_compiled_blocks_match_eager_and_share_graphs() -> None:
     tiny = SIZES["tiny"]
     cfg = dataclasses.replace(tiny, dit=dataclasses.replace(tiny.dit, num_layers=5))
     up = FlashVSRUpscaler.from_config(cfg, init_seed=0)
     convert_dit_linears_to_fp8(up.dit, include=("ffn.0", "ffn.2"))  # FP8 and plain linears both go through
-    x = torch.rand(33, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    torch._dynamo.reset()
-    counters.clear()
+    x = _clip(1)
+    ref, out, graphs, handle = _eager_then_compiled(up, x, lambda: compile_dit(up.dit, backend="eager"))
+    assert all("pre" in b.__dict__ and "post" in b.__dict__ for b in up.dit.blocks)
+    assert graphs == 4  # pre and post, each for the first call's and the steady calls' shapes, shared by 5 blocks
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
     with torch.inference_mode():
-        ref = _stream(up, x)
-        handle = compile_dit(up.dit, backend="eager")
-        assert all("pre" in b.__dict__ and "post" in b.__dict__ for b in up.dit.blocks)
-        out = _stream(up, x)
-        # pre and post, each for the first call's and the steady calls' shapes, shared by all 5 blocks
-        assert counters["stats"]["unique_graphs"] == 4
-        torch.testing.assert_close(out, ref, rtol=0, atol=0)
         handle.undo()
         assert not any("pre" in b.__dict__ or "post" in b.__dict__ for b in up.dit.blocks)
         torch.testing.assert_close(_stream(up, x), ref, rtol=0, atol=0)
@@ -67,17 +78,11 @@ def test_compiled_decoder_matches_eager() -> None:
     from streamvsr.pipeline.flashvsr import compile_decoder
 
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
-    x = torch.rand(33, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    torch._dynamo.reset()
-    counters.clear()
-    with torch.inference_mode():
-        ref = _stream(up, x)
-        handle = compile_decoder(up.decoder, backend="eager")
-        out = _stream(up, x)
-        assert counters["stats"]["unique_graphs"] == 2
-        torch.testing.assert_close(out, ref, rtol=0, atol=0)
-        handle.undo()
-        assert "_run" not in up.decoder.__dict__
+    ref, out, graphs, handle = _eager_then_compiled(up, _clip(2), lambda: compile_decoder(up.decoder, backend="eager"))
+    assert graphs == 2
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    handle.undo()
+    assert "_run" not in up.decoder.__dict__
     with pytest.raises(ModelError):
         compile_decoder(up.dit)
     torch._dynamo.reset()
