@@ -156,13 +156,6 @@ def resize_pillow_bicubic(img_uint8: np.ndarray, size: tuple[int, int]) -> np.nd
 _PIL_PRECISION_BITS = 32 - 8 - 2
 
 
-def _pillow_bicubic_filter(x: np.ndarray) -> np.ndarray:
-    """Pillow's bicubic kernel (a = -0.5, support 2)."""
-    a = -0.5
-    x = np.abs(x)
-    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1, np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
-
-
 def pillow_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pillow's taps for one axis: first input index (out,) int64 and fixed-point weights (out, K) int64."""
     scale = in_size / out_size
@@ -176,7 +169,7 @@ def pillow_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
         center = (xx + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)  # int() truncates like C's (int)
         xmax = min(int(center + support + 0.5), in_size) - xmin
-        k = _pillow_bicubic_filter((np.arange(xmax) + xmin - center + 0.5) / filterscale)
+        k = cubic_kernel((np.arange(xmax) + xmin - center + 0.5) / filterscale)  # a = -0.5, as Pillow's
         ww = k.sum()
         if ww != 0.0:
             k = k / ww
