@@ -242,7 +242,9 @@ def test_converted_tiny_dit_close_to_original(tiny_dit: WanDiT) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("shape", [(1, 200, 256, 512), (2, 129, 1536, 1536), (1, 64, 8960, 1536)])
+@pytest.mark.parametrize(
+    "shape", [(1, 200, 256, 512), (2, 129, 1536, 1536), (1, 64, 8960, 1536), (1, 4096, 8960, 1536)]
+)
 def test_cuda_scaled_mm_matches_emulation(shape: tuple[int, int, int, int]) -> None:
     major, _ = torch.cuda.get_device_capability()
     if major < 9:
@@ -267,6 +269,33 @@ def test_cuda_scaled_mm_matches_emulation(shape: tuple[int, int, int, int]) -> N
     f8.use_fast_accum = True
     with torch.no_grad():
         assert _rel_rms(f8(x), emu) < 2e-2
+    if b * l >= 1024:  # the DiT's row counts must take the FP8 GEMM, not the fallback
+        assert not f8.fallback_rows
+
+
+def test_scaled_mm_rejection_falls_back_to_the_emulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape cuBLASLt rejects is emulated (same numbers) and remembered; other errors propagate."""
+    f8 = FP8Linear.from_linear(_linear(64, 48, seed=5))
+    x = torch.randn(40, 64, generator=torch.Generator().manual_seed(5))
+    calls = []
+
+    def reject(q: torch.Tensor, s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        calls.append(q.shape[0])
+        raise RuntimeError("CUDA error: CUBLAS_STATUS_NOT_SUPPORTED when calling `cublasLtMatmulAlgoGetHeuristic`")
+
+    monkeypatch.setattr(f8, "_scaled_mm", reject)
+    with torch.no_grad():
+        out = f8._forward_scaled_mm(x)
+        assert torch.equal(out, f8._forward_emulated(x))
+        f8._forward_scaled_mm(x)
+    assert calls == [40] and f8.fallback_rows == {40}  # asked once per row count
+
+    def broken(q: torch.Tensor, s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(f8, "_scaled_mm", broken)
+    with pytest.raises(RuntimeError, match="illegal"):
+        f8._forward_scaled_mm(x[:7])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ class FP8Linear(nn.Module):
         self.register_buffer("weight_scale", torch.ones(1, out_features, dtype=torch.float32, device=device))
         self.bias = nn.Parameter(torch.zeros(out_features, device=device), requires_grad=False) if bias else None
         self.gemm_ok = fp8_gemm_device(device)  # a plain attribute: static for torch.compile
+        self.fallback_rows: set[int] = set()  # row counts cuBLASLt rejected (eager mode emulates them)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, use_fast_accum: bool = False) -> FP8Linear:
@@ -158,27 +159,46 @@ class FP8Linear(nn.Module):
         return out.reshape(*lead, self.out_features)
 
     def _forward_scaled_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        """(M, K) bf16 on CUDA -> (M, N) bf16 through the rowwise-scaled FP8 GEMM."""
+        """(M, K) bf16 on CUDA -> (M, N) bf16 through the rowwise-scaled FP8 GEMM.
+
+        cuBLASLt rejects some shapes (CUBLAS_STATUS_NOT_SUPPORTED, seen for M = 64, K = 8960 on an H100 with
+        torch 2.11). In eager mode such a row count falls back to the emulation, once reported in
+        ``fallback_rows``; the DiT's own row counts (thousands of tokens) take the GEMM.
+        """
         q, s = quantize_rowwise(x2)  # (M, K) fp8, (M, 1) float32
         q = q.contiguous()  # row-major, as _scaled_mm requires (a no-op for the DiT's activations)
-        bias = None if self.bias is None else self.bias.to(x2.dtype)
+        m = x2.shape[0]
+        if torch.compiler.is_compiling():
+            return self._scaled_mm(q, s, x2.dtype)
+        if m not in self.fallback_rows:
+            try:
+                return self._scaled_mm(q, s, x2.dtype)
+            except RuntimeError as e:
+                if "NOT_SUPPORTED" not in str(e):
+                    raise
+                self.fallback_rows.add(m)
+        return self._emulate(q, s, x2.dtype)
+
+    def _scaled_mm(self, q: torch.Tensor, s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(dtype)
         out = torch._scaled_mm(
             q,
             self.weight_fp8.t(),  # (K, N) column-major view of the row-major (N, K) weight
             scale_a=s,  # (M, 1) float32
             scale_b=self.weight_scale,  # (1, N) float32
             bias=bias,
-            out_dtype=x2.dtype,
+            out_dtype=dtype,
             use_fast_accum=self.use_fast_accum,
         )
         return out[0] if isinstance(out, tuple) else out  # older torch returned (out, amax)
 
     def _forward_emulated(self, x2: torch.Tensor) -> torch.Tensor:
         """(M, K) -> (M, N): the same quantisation, dequantised, float32 matmul, cast to x's dtype."""
-        q, s = quantize_rowwise(x2)
+        return self._emulate(*quantize_rowwise(x2), x2.dtype)
+
+    def _emulate(self, q: torch.Tensor, s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(torch.float32)
-        out = F.linear(dequantize_rowwise(q, s), self.dequantized_weight(), bias)
-        return out.to(x2.dtype)
+        return F.linear(dequantize_rowwise(q, s), self.dequantized_weight(), bias).to(dtype)
 
 
 def _get_child(root: nn.Module, dotted: str) -> tuple[nn.Module, str, nn.Module | None]:
