@@ -91,7 +91,7 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert not out.exists()
     assert "scale" in _err(run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--scale", "5"))
     assert "unknown model" in _err(run("upscale", str(clip), "-o", str(out), "--model", "nope"))
-    assert "--compile applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
+    assert "--compile applies to --model flashvsr and" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
     _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))
     _err(run("upscale", str(clip), "-o", str(clip), "--overwrite", "--progress", "none"))
     assert clip.exists() and clip.stat().st_size > 0  # the input is never overwritten
@@ -162,6 +162,35 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
     assert [j.src.name for j in plan_jobs(src, out)] == ["v1.mp4"]
     ranks = [[j.src.name for j in plan_jobs(src, tmp_path / "none", rank=k, world=2)] for k in range(2)]
     assert ranks == [["v0.mp4", "v2.mp4"], ["v1.mp4"]]
+
+
+def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun with N local workers each takes cores // N threads for torch and the encoder."""
+    import torch
+
+    from streamvsr.cli.main import _encode_options
+    from streamvsr.pipeline.jobs import worker_threads
+
+    assert worker_threads(None, cpus=32, local_world=2) == 16
+    assert worker_threads(None, cpus=3, local_world=4) == 1
+    assert worker_threads(None, cpus=32, local_world=1) is None  # one process keeps the library defaults
+    assert worker_threads(5, cpus=32, local_world=2) == 5
+    kw = {"codec": None, "crf": None, "bitrate": None, "pix_fmt": None, "no_audio": False, "threads": None}
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        assert "threads" not in _encode_options({**kw, "encoder_opt": ()}).options
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        share = worker_threads()
+        enc = _encode_options({**kw, "encoder_opt": ("preset=veryfast",)})
+        assert enc.options == {"preset": "veryfast", "threads": str(share)}
+        assert torch.get_num_threads() == share
+        enc = _encode_options({**kw, "encoder_opt": ("threads=3",)})  # the user's encoder setting wins
+        assert enc.options["threads"] == "3"
+        assert _encode_options({**kw, "threads": 1, "encoder_opt": ()}).options["threads"] == "1"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_10bit_vfr_rotation_and_colour_tags_survive_the_pipeline(tmp_path: Path) -> None:

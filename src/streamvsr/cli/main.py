@@ -86,31 +86,51 @@ def _encoder_options(f):  # noqa: ANN001, ANN202
         click.option("--pix-fmt", default=None, help="Output pixel format (default follows the input's bit depth)."),
         click.option("--encoder-opt", multiple=True, help="Extra encoder option KEY=VALUE (repeatable)."),
         click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams."),
+        click.option(
+            "--threads", type=click.IntRange(min=1), default=None,
+            help="CPU threads of this process (torch and the encoder). Default: all cores; under torchrun the"
+            " cores are shared out among this host's workers.",
+        ),
     )):  # fmt: skip
         f = opt(f)
     return f
 
 
 def _encode_options(kw: dict, **extra: object):  # noqa: ANN202
-    """EncodeOptions from the options of :func:`_encoder_options` (plus ``extra`` fields)."""
+    """EncodeOptions from the options of :func:`_encoder_options` (plus ``extra`` fields).
+
+    Also applies ``--threads`` (or, under torchrun with several workers on this host, their share of the
+    cores) to torch and, unless ``--encoder-opt threads=`` says otherwise, to the encoder.
+    """
+    import torch
+
+    from streamvsr.pipeline.jobs import worker_threads
     from streamvsr.pipeline.run import EncodeOptions
 
+    options = _parse_kv(kw["encoder_opt"])
+    threads = worker_threads(kw["threads"])
+    if threads is not None:
+        torch.set_num_threads(threads)
+        options.setdefault("threads", str(threads))
     return EncodeOptions(
         codec=kw["codec"], crf=kw["crf"], bitrate=kw["bitrate"], pix_fmt=kw["pix_fmt"],
-        options=_parse_kv(kw["encoder_opt"]), copy_audio=not kw["no_audio"], copy_subtitles=not kw["no_audio"],
+        options=options, copy_audio=not kw["no_audio"], copy_subtitles=not kw["no_audio"],
         **extra,
     )  # fmt: skip
 
 
-_COMPILE_HELP = "FlashVSR: torch.compile the DiT blocks (faster on GPUs after a slower start)."
+_COMPILE_HELP = (
+    "torch.compile the model (FlashVSR: DiT blocks and TCDecoder; Stream-DiffVSR: UNet and ControlNet);"
+    " faster on GPUs after a slower start."
+)
 
 
 def _compile_opt(model: str | None, on: bool) -> dict:
-    """The model option of ``--compile`` (FlashVSR only)."""
+    """The model option of ``--compile`` (FlashVSR and Stream-DiffVSR)."""
     if not on:
         return {}
-    if model != "flashvsr":
-        raise StreamVSRError("--compile applies to --model flashvsr")
+    if model not in ("flashvsr", "stream-diffvsr"):
+        raise StreamVSRError("--compile applies to --model flashvsr and --model stream-diffvsr")
     return {"compile": True}
 
 
