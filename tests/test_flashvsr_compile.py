@@ -58,15 +58,17 @@ def test_compiled_blocks_match_eager_and_share_graphs() -> None:
 
 
 def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """``load_model("flashvsr", compile=True)`` (the CLI's --compile) compiles the loaded DiT, and only then."""
+    """``load_model("flashvsr", compile=True)`` (the CLI's --compile) compiles the loaded DiT and TCDecoder, and
+    only then."""
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
     save_flashvsr(tmp_path, SIZES["tiny"], {"dit": up.dit, "lq_proj": up.lq_proj, "decoder": up.decoder})
     seen = []
     monkeypatch.setattr(flashvsr_pipeline, "compile_dit", lambda dit, *a, **k: seen.append(dit))
+    monkeypatch.setattr(flashvsr_pipeline, "compile_decoder", lambda dec, *a, **k: seen.append(dec))
     plain = load_model("flashvsr", weights=tmp_path)
     assert seen == []
     compiled = load_model("flashvsr", weights=tmp_path, compile=True)
-    assert seen == [compiled.dit] and compiled.dit is not plain.dit
+    assert seen == [compiled.dit, compiled.decoder] and compiled.dit is not plain.dit
 
 
 def test_compiled_decoder_matches_eager() -> None:

@@ -140,8 +140,8 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
     cross-attention, FFN. The attention between them (block selection, KV cache, FlexAttention, itself
     compiled) stays as it is: its Python bookkeeping changes every call and would force recompiles. All
     blocks share one graph per function and input shape (the first call of a stream and the steady calls:
-    four graphs in all). Measured on an H100 with the same parts compiled separately: 26.0 -> 32.0 FPS at
-    768x1408 (docs/performance.md). Returns a handle whose ``undo()`` restores the eager blocks.
+    four graphs in all). Measured on an H100 (random official-size weights): 26.2 -> 35.3 FPS at 768x1408
+    (docs/performance.md). Returns a handle whose ``undo()`` restores the eager blocks.
     """
     kw = _compile_kw(mode, backend, len(dit.blocks))
     patched: list[tuple[torch.nn.Module, str]] = []
@@ -155,7 +155,8 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
 def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile a TCDecoder's layer stack (``_run``: tensors and its memory dict in, tensors out).
 
-    Two graphs: the stream's first pass (no memories) and the later ones. Not yet measured on a GPU.
+    Two graphs: the stream's first pass (no memories) and the later ones. Measured on an H100 after
+    :func:`compile_dit`: 35.3 -> 40.3 FPS at 768x1408, decode 0.062 -> 0.037 s per 8 frames.
     """
     if not hasattr(decoder, "_run") or not hasattr(decoder, "_mem"):
         raise ModelError("compile_decoder takes a TCDecoder")

@@ -90,11 +90,14 @@ def _flashvsr(
 
     Official weights default to the official numerics (Pillow bicubic LQ upsampling, AdaIN colour fix);
     ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``compile``: torch.compile
-    the DiT blocks (:func:`~streamvsr.pipeline.flashvsr.compile_dit`; the first frames take longer).
+    the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
+    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer).
     """
     from dataclasses import replace
 
-    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler, compile_dit
+    from streamvsr.models.flashvsr.tcdecoder import TCDecoder
+    from streamvsr.pipeline import flashvsr as flashvsr_pipeline
+    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
     from streamvsr.pipeline.flashvsr_weights import load_flashvsr_folder
 
     folder = Path(weights) if weights is not None else EMBEDDED_WEIGHTS / str(default_folder)
@@ -120,7 +123,9 @@ def _flashvsr(
         name="flashvsr",
     )
     if compile:
-        compile_dit(up.dit)
+        flashvsr_pipeline.compile_dit(up.dit)
+        if isinstance(up.decoder, TCDecoder):  # the full variant's Wan VAE decoder stays eager
+            flashvsr_pipeline.compile_decoder(up.decoder)
     return up
 
 
