@@ -220,6 +220,31 @@ def test_tcdecoder_stage_overfits_and_exports(env: dict[str, Path], tc_run: list
         load_tcdecoder(env["root"] / "tc", TINY.decoder, torch.device("cpu"))
 
 
+def test_tcdecoder_train_encoder_resumes_and_exports_the_tuned_ae(env: dict[str, Path]) -> None:
+    """--train-encoder: the encoder learns too (conditional AE), resume is exact, export_ae holds it."""
+    from streamvsr.train.export import load_autoencoder
+
+    common = ("--ae", str(env["ae"]), "--clip-len", "9", "--fixed-batch", "--lr", "3e-3", "--train-encoder")
+    full = _run(tcdecoder, env, "tcj-full", *common, "--max-steps", "4", crop=64)
+    part = _run(tcdecoder, env, "tcj-part", *common, "--max-steps", "2", crop=64)
+    part += _run(tcdecoder, env, "tcj-part", *common, "--max-steps", "2", crop=64)
+    assert [r["step"] for r in part] == [1, 2, 3, 4]
+    for a, b in zip(full, part):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6, abs=1e-7)
+        assert a["mse_ae"] == 0.0
+    assert full[-1]["loss"] < full[0]["loss"]
+    src = load_autoencoder(env["ae"], device="cpu")
+    tuned = load_autoencoder(env["root"] / "tcj-full" / "export_ae", device="cpu")
+    a, b = src.state_dict(), tuned.state_dict()
+    assert set(a) == set(b)
+    enc = [k for k in a if k.startswith("encoder.") and a[k].is_floating_point()]
+    assert any(not torch.equal(a[k], b[k]) for k in enc)  # the encoder moved
+    for k in a:
+        if not k.startswith("encoder."):
+            assert torch.equal(a[k], b[k]), k  # decoder and latent statistics are stage 0's
+    load_tcdecoder(env["root"] / "tcj-full" / "export", MICRO.decoder, torch.device("cpu"))
+
+
 @pytest.fixture(scope="module")
 def s1_run(env: dict[str, Path]) -> list[dict]:
     return _run(stage1_teacher, env, "s1", "--ae", str(env["ae"]), "--clip-len", "25", "--max-steps", "5",

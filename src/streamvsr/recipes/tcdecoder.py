@@ -18,16 +18,23 @@ and is skipped, with a log line, when its weights are missing.
 The run dir holds ``ckpt-*.pt`` / ``latest`` (auto-resume), ``log.jsonl`` and ``export/`` (EMA weights as
 ``tcdecoder.safetensors`` + ``config.json``), refreshed at the end of every invocation; ``--export DIR`` writes
 the same somewhere else. Stages 1-3 take the run dir (or its export) as ``--tcdecoder``.
+
+``--train-encoder`` trains the autoencoder's encoder together with the decoder (its decoder stays frozen and
+unused): a conditional autoencoder whose latents only need to carry what the LR condition lacks. The terms
+against the AE decoding are then dropped, the latent normalisation stays that of stage 0, and the tuned
+autoencoder is written to ``<run-dir>/export_ae`` for stages 1-3 (``--ae``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from streamvsr.errors import DataError, ModelError
 from streamvsr.models.flashvsr.tcdecoder import TCDecoder
@@ -71,9 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-frames", type=int, default=4, help="random frames per clip that get LPIPS")
     p.add_argument("--ae-weight", type=float, default=1.0, help="weight of the terms against the AE decoding")
     p.add_argument("--latent-noise", type=float, default=0.0, help="max std of the noise added to latents")
+    p.add_argument(
+        "--train-encoder", action="store_true", help="train the AE encoder too (conditional AE; AE terms dropped)"
+    )
     p.add_argument("--export", default=None, help="also write the EMA export here")
     p.add_argument("--no-export", action="store_true", help="skip refreshing <run-dir>/export")
     return p
+
+
+class _EncodeDecode(nn.Module):
+    """``--train-encoder``: HR clip -> latents (trainable encoder) -> TCDecoder with the LR condition."""
+
+    def __init__(self, ae: nn.Module, decoder: TCDecoder) -> None:
+        super().__init__()
+        self.ae, self.decoder = ae, decoder
+
+    def forward(self, hr: torch.Tensor, cond: torch.Tensor, noise: Callable[[torch.Tensor], torch.Tensor]):
+        z = noise(self.ae.encode(hr).float())  # (B, 16, T, h, w)
+        return self.decoder(z, cond)  # (B, 3, N, H, W)
 
 
 def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], None] | None = None) -> dict:
@@ -91,12 +113,21 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
 
     seed_everything(args.seed, info.rank)
     model = TCDecoder(cfg.decoder).to(device)
-    net = wrap_model(model, info, args.parallel)  # FSDP2 (root only) shards in place: before optimizer and EMA
-    optimizer = make_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
+    joint = args.train_encoder
+    if joint:
+        ae.encoder.requires_grad_(True).train()
+        net = wrap_model(_EncodeDecode(ae, model), info, args.parallel)
+        optimizer = make_adamw(nn.ModuleList([model, ae.encoder]), lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        net = wrap_model(model, info, args.parallel)  # FSDP2 (root only) shards in place: before optimizer and EMA
+        optimizer = make_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
     ema = EMA(model, decay=args.ema_decay)
-    config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size}
+    config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size, "train_encoder": joint}
     session = TrainSession(args, info, RECIPE, config, callback)
     session.add("decoder", model, optimizer, ema)
+    enc_ema = EMA(ae.encoder, decay=args.ema_decay) if joint else None
+    if joint:
+        session.add("encoder", ae.encoder, None, enc_ema)
     session.resume()
 
     perceptual_fn, lpips_fields = perceptual_from_args(args, device)
@@ -114,23 +145,40 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         hr = to_video(batch.hr, device)  # (B, 3, N, H, W)
         cond = upsample_lr(batch.lr.to(device))  # (B, 3, N, H, W), the pipeline's LR condition
         gen = step_generator(args.seed, 0 if args.fixed_batch else step, info.rank, device)
-        with torch.no_grad(), autocast(device, use_bf16):
-            z = ae.encode(hr)  # (B, 16, T, h, w)
-            x_ae = ae.decode(z).float()
-        z = z.float()
-        if args.latent_noise > 0:
+
+        def noisy(z: torch.Tensor, gen: torch.Generator = gen) -> torch.Tensor:
+            if args.latent_noise <= 0:
+                return z
             s = torch.rand(z.shape[0], generator=gen, device=device) * args.latent_noise
-            z = z + s.view(-1, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen, device=device)
+            return z + s.view(-1, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen, device=device)
+
         lr = lr_at(step, args.lr, args.warmup_steps, args.total_steps, args.schedule)
         set_lr(optimizer, lr)
-        with autocast(device, use_bf16):
-            x = net(z, cond).float()  # (B, 3, N, H, W)
+        if joint:
+            with autocast(device, use_bf16):
+                x = net(hr, cond, noisy).float()  # (B, 3, N, H, W)
+            x_ae = None
+        else:
+            with torch.no_grad(), autocast(device, use_bf16):
+                z = ae.encode(hr)  # (B, 16, T, h, w)
+                x_ae = ae.decode(z).float()
+            with autocast(device, use_bf16):
+                x = net(noisy(z.float()), cond).float()  # (B, 3, N, H, W)
         mse_gt = losses.mse(x, hr)
-        mse_ae = losses.mse(x, x_ae)
         with autocast(device, use_bf16):
-            lp_gt, lp_ae = lpips_on_frames(perceptual_fn, x, [hr, x_ae], args.lpips_frames, gen)
-        loss = mse_gt + args.lpips_weight * lp_gt + args.ae_weight * (mse_ae + args.lpips_weight * lp_ae)
-        grad_norm = optimizer_step(loss, model, optimizer, args.grad_clip, ema)
+            lp_gt, *lp_ae = lpips_on_frames(perceptual_fn, x, [hr] + ([] if joint else [x_ae]), args.lpips_frames, gen)
+        loss = mse_gt + args.lpips_weight * lp_gt
+        if not joint:
+            mse_ae, lp_ae = losses.mse(x, x_ae), lp_ae[0]
+            loss = loss + args.ae_weight * (mse_ae + args.lpips_weight * lp_ae)
+        else:
+            mse_ae = lp_ae = torch.zeros(())
+        if joint:
+            grad_norm = optimizer_step(loss, nn.ModuleList([model, ae.encoder]), optimizer, args.grad_clip)
+            ema.update(model)
+            enc_ema.update(ae.encoder)
+        else:
+            grad_norm = optimizer_step(loss, model, optimizer, args.grad_clip, ema)
         session.advance(hr.shape[0])
         with torch.no_grad():
             psnr = float(losses.psnr(x.detach().clamp(-1, 1), hr))
@@ -158,8 +206,23 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         for t in targets:
             files = export_safetensors(m.state_dict(), t, conf, name="tcdecoder")
             summary.setdefault("export_files", []).extend(str(f) for f in files)
+        if joint and not args.no_export:
+            summary["export_ae_files"] = [str(f) for f in _export_tuned_ae(args.ae, ae, enc_ema, session)]
     barrier()
     return session.finish(stop, **summary)
+
+
+def _export_tuned_ae(source: str, ae: nn.Module, enc_ema: EMA, session: TrainSession) -> list[Path]:
+    """``<run-dir>/export_ae``: the stage-0 autoencoder with the jointly trained (EMA) encoder, same statistics."""
+    src = Path(source)
+    if not (src / "config.json").is_file():
+        src = src / "export"
+    config = json.loads((src / "config.json").read_text())
+    sd = {k: v.detach().cpu() for k, v in ae.state_dict().items()}
+    for k, v in enc_ema.weights().items():
+        sd[f"encoder.{k}"] = v.detach().cpu()
+    config.update(encoder="trained with the TCDecoder (conditional)", encoder_step=session.step)
+    return export_safetensors(sd, session.run_dir / "export_ae", config, name="ae")
 
 
 def main(argv: Sequence[str] | None = None, callback: Callable[[dict], None] | None = None) -> dict:
