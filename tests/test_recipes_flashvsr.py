@@ -313,6 +313,30 @@ def test_stage3_overfits_and_export_runs_in_engine(
         assert res.shape == (n, 3, 80, 112) and bool(torch.isfinite(res).all())
 
 
+def test_stage3_train_decoder_resumes_and_exports_the_tuned_decoder(
+    env: dict[str, Path], tc_run: list[dict], s1_run: list[dict]
+) -> None:
+    """--train-decoder: the TCDecoder is fine-tuned end to end (its own EMA, exported), resume is exact."""
+    args = ("--clip-len", "25", "--fixed-batch", "--lr", "3e-3", "--init", str(env["root"] / "s1"),
+            "--teacher", str(env["root"] / "s1"), "--tcdecoder", str(env["root"] / "tc"), "--train-decoder",
+            "--dmd-weight", "0.1", "--mse-weight", "4")  # fmt: skip
+    with pytest.raises(ModelError):
+        _run(stage3_dmd, env, "s3d-nopix", *args, "--mse-weight", "0", "--lpips-weight", "0", "--max-steps", "1")
+    full = _run(stage3_dmd, env, "s3d-full", *args, "--max-steps", "4")
+    part = _run(stage3_dmd, env, "s3d-part", *args, "--max-steps", "2")
+    part += _run(stage3_dmd, env, "s3d-part", *args, "--max-steps", "2")
+    for a, b in zip(full, part, strict=True):
+        assert a["loss_g"] == pytest.approx(b["loss_g"], rel=1e-5, abs=1e-7)
+        assert a["grad_norm_d"] > 0
+    assert full[-1]["mse"] < full[0]["mse"]
+    out = env["root"] / "final-d"
+    _run(stage3_dmd, env, "s3d-full", *args, "--export-only", "--export", str(out))
+    _, mods = load_flashvsr_folder(out)
+    frozen = load_tcdecoder(env["root"] / "tc", MICRO.decoder, torch.device("cpu")).state_dict()
+    tuned = mods["decoder"].state_dict()
+    assert any(not torch.equal(frozen[k].float(), tuned[k].float()) for k in frozen)
+
+
 def test_fixed_text_context_round_trip(env: dict[str, Path], tc_run: list[dict]) -> None:
     """A size without a learned context trains with --context and exports it inside the folder."""
     cfg = dataclasses.replace(MICRO, dit=dataclasses.replace(MICRO.dit, learned_context=False, text_dim=8))

@@ -22,7 +22,10 @@ weight 2. L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shif
 0.5 ||x0 - sg(x0 - grad)||^2. Pixel terms: 2 randomly chosen consecutive latents are decoded with the frozen
 TCDecoder (its memory of the earlier latents computed without gradient) and compared with the HR frames they
 decode to. Fake loss: L_FM(fake) on G's detached samples (``--fake-steps`` updates per generator update).
-Two optimisers and two EMA states (generator: exported; fake: kept in the checkpoint). ``--parallel fsdp``
+Two optimisers and two EMA states (generator: exported; fake: kept in the checkpoint). ``--train-decoder``
+(our addition) also trains the TCDecoder through the pixel terms (third optimiser, ``--decoder-lr``, own EMA,
+exported with the generator): the whole inference chain is then fine-tuned end to end, so the decoder
+learns the generator's latents rather than clean encodings. ``--parallel fsdp``
 shards the generator, the fake score and the frozen real score (FSDP2 units: DiT blocks, their cross-attentions, root);
 checkpoints stay full state dicts.
 """
@@ -41,7 +44,7 @@ from streamvsr.errors import DataError, ModelError
 from streamvsr.recipes.entry import cli, run_main
 from streamvsr.train import losses
 from streamvsr.train.checkpoint import find_latest
-from streamvsr.train.distributed import DistInfo, autocast, seed_everything
+from streamvsr.train.distributed import DistInfo, all_reduce_grads, autocast, seed_everything
 from streamvsr.train.ema import EMA
 from streamvsr.train.flashvsr_common import (
     TIMESTEPS,
@@ -88,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mse-weight", type=float, default=1.0)
     p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of the total loss (0 = off)")
     p.add_argument("--decode-latents", type=int, default=2, help="latents decoded for the pixel losses")
+    p.add_argument("--train-decoder", action="store_true", help="also train the TCDecoder (pixel terms)")
+    p.add_argument("--decoder-lr", type=float, default=None, help="TCDecoder learning rate (default --lr)")
     p.add_argument("--dmd-t-min", type=float, default=0.02, help="lowest u of the DMD noise level")
     p.add_argument("--dmd-t-max", type=float, default=0.98, help="highest u of the DMD noise level")
     return p
@@ -106,6 +111,10 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         raise ModelError("stage 3 needs --tcdecoder (pixel losses and the exported folder)")
     if args.export_only and not args.export:
         raise ModelError("--export-only needs --export DIR")
+    if args.train_decoder and not pixel:
+        raise ModelError("--train-decoder needs a pixel loss (--mse-weight or --lpips-weight > 0)")
+    if args.train_decoder and args.parallel == "fsdp":
+        raise ModelError("--train-decoder runs with --parallel ddp or in one process")
     device, bf16 = setup_device(info, args.no_bf16)
     context = load_context(args.context, cfg)
     attn = dataclasses.replace(cfg.attention, backend=args.attn_backend)
@@ -144,13 +153,26 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     ema_g = EMA(gen_net, decay=args.ema_decay)
     ema_f = EMA(fake_net, decay=args.ema_decay)
     config = {"flashvsr": cfg.to_dict(), "size": args.size, "teacher_attn": args.teacher_attn}
+    if args.train_decoder:
+        config["train_decoder"] = True
     session = TrainSession(args, info, RECIPE, config, callback)
     session.add("net", gen_net, opt_g, ema_g)
     session.add("fake", fake_net, opt_f, ema_f)
+    opt_d = ema_d = None
+    dec_lr = args.decoder_lr if args.decoder_lr is not None else args.lr
+    if args.train_decoder:
+        decoder.requires_grad_(True).train()  # type: ignore[union-attr]
+        opt_d = make_adamw(decoder, lr=dec_lr, weight_decay=args.weight_decay)  # type: ignore[arg-type]
+        ema_d = EMA(decoder, decay=args.ema_decay)  # type: ignore[arg-type]
+        session.add("decoder", decoder, opt_d, ema_d)  # type: ignore[arg-type]
     resumed = session.resume()
 
     def do_export() -> dict[str, Any]:
-        return export_ema_flashvsr(args.export, info, cfg, ema_g, decoder, context)
+        dec = decoder
+        if ema_d is not None:  # the EMA of the fine-tuned decoder
+            dec = copy.deepcopy(decoder)
+            dec.load_state_dict(ema_d.weights(), strict=True)  # type: ignore[union-attr]
+        return export_ema_flashvsr(args.export, info, cfg, ema_g, dec, context)
 
     if args.export_only:
         if not resumed:
@@ -187,6 +209,9 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         f_lr = lr_at(step, fake_lr, args.warmup_steps, args.total_steps, args.schedule)
         set_lr(opt_g, g_lr)
         set_lr(opt_f, f_lr)
+        if opt_d is not None:
+            set_lr(opt_d, lr_at(step, dec_lr, args.warmup_steps, args.total_steps, args.schedule))
+            opt_d.zero_grad(set_to_none=True)
 
         # ---- generator: one step from pure noise with the inference attention
         with autocast(device, bf16):
@@ -213,7 +238,13 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 l_mse = losses.mse(frames, target)
                 l_lp = losses.perceptual(perceptual_fn, frames, target)
         loss_g = args.dmd_weight * l_dmd + args.mse_weight * l_mse + args.lpips_weight * l_lp
-        gn_g = optimizer_step(loss_g, gen_net, opt_g, args.grad_clip, ema_g)
+        gn_g = optimizer_step(loss_g, gen_net, opt_g, args.grad_clip, ema_g)  # backward fills the decoder's too
+        gn_d = torch.zeros(())
+        if opt_d is not None:
+            all_reduce_grads(decoder)  # type: ignore[arg-type]
+            gn_d = torch.nn.utils.clip_grad_norm_(decoder.parameters(), args.grad_clip or float("inf"))  # type: ignore[union-attr]
+            opt_d.step()
+            ema_d.update(decoder)  # type: ignore[union-attr, arg-type]
 
         # ---- fake score: flow matching on the generator's detached samples
         x0d = x0.detach()
@@ -239,6 +270,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             "real_fake_gap": float((real_x0 - fake_x0).abs().mean()),
             "x0_std": float(x0.detach().std()),
         }
+        if opt_d is not None:
+            stats["grad_norm_d"] = float(gn_d)
         session.maybe_log(stats, lr=g_lr, grad_norm_g=float(gn_g), grad_norm_f=float(gn_f))
         stop = session.stop_reason()
     del batches

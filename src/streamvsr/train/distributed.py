@@ -111,6 +111,17 @@ def all_reduce_mean(values: dict[str, float], device: torch.device | None = None
     return {k: float(v) for k, v in zip(keys, t.tolist())}
 
 
+def all_reduce_grads(module: nn.Module) -> None:
+    """Average the gradients of ``module`` over the ranks (for a module used outside DDP's forward)."""
+    if not _active():
+        return
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world)
+
+
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj`` as a list indexed by rank (``[obj]`` in a single process)."""
     if not _active():
