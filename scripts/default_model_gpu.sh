@@ -19,6 +19,9 @@
 # a CPU dry run passes `--device cpu --max-steps 2 --no-bf16`).
 # TCDecoder: TC_MIX [bi:0.6,bd:0.1,real:0.3] and TC_LPIPS_W [0.5] (the paper's Eq. 3 weight is 2; the first pass
 # with 2 and MIX made a decoder 1.6 dB below bicubic even on ground-truth latents: docs/training.md).
+# TC_JOINT=1: the TCDecoder trains the AE's encoder too (a conditional autoencoder, `tcdecoder --train-encoder`);
+# stages 1-3 then use its tuned autoencoder ($R/tc/export_ae), so stage 1 runs after it, not beside it.
+# S3_TRAIN_DEC=1: stage 3 fine-tunes the TCDecoder end to end too (`--train-decoder`, S3_DEC_LR [1e-4]).
 # VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
 # each TCDecoder slice (validation sequences: evaluation only, never training data).
 set -euo pipefail
@@ -36,6 +39,9 @@ EXTRA=${EXTRA:-}
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
+TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
+S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
+[ "$TC_JOINT" = 1 ] && S_AE=$R/tc/export_ae
 AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
 mkdir -p "$R" "$OUT_DIR"
 
@@ -51,21 +57,33 @@ tc() {  # MINUTES
     $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$AE_DIR" --data "$D" \
         --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob 0.2 \
         --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
-        --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 $EXTRA
+        --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
+        $([ "$TC_JOINT" = 1 ] && echo --train-encoder) $EXTRA
 }
 # shellcheck disable=SC2086
 s1() {  # MINUTES
-    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --ae "$R/ae/export" --data "$D" \
+    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --ae "$S_AE" --data "$D" \
         --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
         --workers $((W * 3 / 5)) --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
 }
 tc_gate() {  # the decoder against bicubic on the validation frames, with ground-truth latents
     [ -d "$VAL" ] || return 0
-    $PY scripts/check_tcdecoder.py --ae "$AE_DIR" --tcdecoder "$R/tc" --data "$VAL" --frames 9 \
+    local ae=$AE_DIR
+    [ "$TC_JOINT" = 1 ] && ae=$R/tc/export_ae
+    $PY scripts/check_tcdecoder.py --ae "$ae" --tcdecoder "$R/tc" --data "$VAL" --frames 9 \
         --json "$R/logs/tc_gate.json" | tail -n 1
 }
 tc_beside_s1() {  # MINUTES TC_LOG S1_LOG: the TCDecoder and stage 1 side by side on the one GPU, then the gate
+    if [ "$TC_JOINT" = 1 ]; then  # stage 1 needs the tuned encoder: one after the other, half the time each
+        local half
+        half=$(awk "BEGIN {print $1 / 2}")
+        tc "$half" > "$R/logs/$2.txt" 2>&1 || tail -n 30 "$R/logs/$2.txt"
+        s1 "$half" > "$R/logs/$3.txt" 2>&1 || tail -n 30 "$R/logs/$3.txt"
+        tail -n 3 "$R/logs/$2.txt" "$R/logs/$3.txt"
+        tc_gate
+        return
+    fi
     tc "$1" > "$R/logs/$2.txt" 2>&1 &
     local tcpid=$!
     s1 "$1" > "$R/logs/$3.txt" 2>&1 || tail -n 30 "$R/logs/$3.txt"
@@ -92,7 +110,7 @@ case $PHASE in
         tail -n 3 "$R/logs/ae.txt"
     fi
     tc_beside_s1 "$P1_MIN" tc1 s1a
-    pack_out phase1 ae/export tc/export
+    pack_out phase1 ae/export tc/export $([ "$TC_JOINT" = 1 ] && echo tc/export_ae)
     ;;
 2)
     tc_beside_s1 "$P2_MIN" tc2 s1b
@@ -100,7 +118,7 @@ case $PHASE in
     $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --tcdecoder "$R/tc" --export-only \
         --export "$R/s1/export" $EXTRA > "$R/logs/s1x.txt" 2>&1 || tail -n 20 "$R/logs/s1x.txt"
     # shellcheck disable=SC2086
-    $PY -m streamvsr.recipes.stage2_sparse_causal --run-dir "$R/s2" --size fast --init "$R/s1" --ae "$R/ae/export" \
+    $PY -m streamvsr.recipes.stage2_sparse_causal --run-dir "$R/s2" --size fast --init "$R/s1" --ae "$S_AE" \
         --data "$D" --clip-len 25 --crop 256 --batch-size 8 --degradation "$MIX" --workers "$W" --lr 1e-4 --attn-backend dense \
         --schedule constant --max-minutes "$S2_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         --tcdecoder "$R/tc" --export "$R/s2/export" $EXTRA > "$R/logs/s2.txt" 2>&1 || tail -n 30 "$R/logs/s2.txt"
@@ -113,11 +131,12 @@ case $PHASE in
         --tcdecoder "$R/tc" --data "$D" --clip-len 25 --crop 256 --batch-size 4 --degradation "$MIX" \
         --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
         --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant --max-minutes "$S3_MIN" \
-        --total-steps 1000000 --log-every 25 --ckpt-every 250 $EXTRA > "$R/logs/s3.txt" 2>&1 ||
+        --total-steps 1000000 --log-every 25 --ckpt-every 250 \
+        $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder --decoder-lr "$S3_DEC_LR") $EXTRA > "$R/logs/s3.txt" 2>&1 ||
         tail -n 30 "$R/logs/s3.txt"
     tail -n 3 "$R/logs/s3.txt"
     $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --tcdecoder "$R/tc" --export-only \
-        --export "$R/flashvsr-fast" $EXTRA > "$R/logs/s3x.txt" 2>&1 || tail -n 20 "$R/logs/s3x.txt"
+        --export "$R/flashvsr-fast" $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder) $EXTRA > "$R/logs/s3x.txt" 2>&1 || tail -n 20 "$R/logs/s3x.txt"
     mkdir -p "$R/bench"
     if [ -z "$EXTRA" ]; then
         for m in flashvsr-fast s2/export s1/export; do
