@@ -47,6 +47,7 @@ from streamvsr.train.flashvsr_common import (
     TrainSession,
     _jsonable,
     add_common_args,
+    autoencoder_folder,
     batch_iterator,
     clip_batches_from_args,
     clip_latents,
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _latent_noise(z: torch.Tensor, max_std: float, gen: torch.Generator) -> torch.Tensor:
+    """``--latent-noise``: z + N(0, sigma^2) with sigma ~ U(0, max_std) per clip (z itself when max_std is 0)."""
+    if max_std <= 0:
+        return z
+    s = torch.rand(z.shape[0], generator=gen, device=z.device) * max_std
+    return z + s.view(-1, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen, device=z.device)
+
+
 class _EncodeDecode(nn.Module):
     """``--train-encoder``: HR clip -> latents (trainable encoder) -> TCDecoder with the LR condition."""
 
@@ -93,8 +102,8 @@ class _EncodeDecode(nn.Module):
         super().__init__()
         self.ae, self.decoder = ae, decoder
 
-    def forward(self, hr: torch.Tensor, cond: torch.Tensor, noise: Callable[[torch.Tensor], torch.Tensor]):
-        z = noise(self.ae.encode(hr).float())  # (B, 16, T, h, w)
+    def forward(self, hr: torch.Tensor, cond: torch.Tensor, max_noise: float, gen: torch.Generator) -> torch.Tensor:
+        z = _latent_noise(self.ae.encode(hr).float(), max_noise, gen)  # (B, 16, T, h, w)
         return self.decoder(z, cond)  # (B, 3, N, H, W)
 
 
@@ -116,13 +125,14 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     joint = args.train_encoder
     if joint:
         ae.encoder.requires_grad_(True).train()
-        net = wrap_model(_EncodeDecode(ae, model), info, args.parallel)
-        optimizer = make_adamw(nn.ModuleList([model, ae.encoder]), lr=args.lr, weight_decay=args.weight_decay)
-    else:
-        net = wrap_model(model, info, args.parallel)  # FSDP2 (root only) shards in place: before optimizer and EMA
-        optimizer = make_adamw(model, lr=args.lr, weight_decay=args.weight_decay)
+    trained = nn.ModuleList([model, ae.encoder]) if joint else model  # what the optimiser updates
+    # FSDP2 (root only) shards in place: before optimizer and EMA
+    net = wrap_model(_EncodeDecode(ae, model) if joint else model, info, args.parallel)
+    optimizer = make_adamw(trained, lr=args.lr, weight_decay=args.weight_decay)
     ema = EMA(model, decay=args.ema_decay)
-    config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size, "train_encoder": joint}
+    config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size}
+    if joint:
+        config["train_encoder"] = True
     session = TrainSession(args, info, RECIPE, config, callback)
     session.add("decoder", model, optimizer, ema)
     enc_ema = EMA(ae.encoder, decay=args.ema_decay) if joint else None
@@ -145,40 +155,30 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         hr = to_video(batch.hr, device)  # (B, 3, N, H, W)
         cond = upsample_lr(batch.lr.to(device))  # (B, 3, N, H, W), the pipeline's LR condition
         gen = step_generator(args.seed, 0 if args.fixed_batch else step, info.rank, device)
-
-        def noisy(z: torch.Tensor, gen: torch.Generator = gen) -> torch.Tensor:
-            if args.latent_noise <= 0:
-                return z
-            s = torch.rand(z.shape[0], generator=gen, device=device) * args.latent_noise
-            return z + s.view(-1, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen, device=device)
-
         lr = lr_at(step, args.lr, args.warmup_steps, args.total_steps, args.schedule)
         set_lr(optimizer, lr)
+        targets = [hr]  # the LPIPS targets: HR, and without --train-encoder the AE decoding too
         if joint:
             with autocast(device, use_bf16):
-                x = net(hr, cond, noisy).float()  # (B, 3, N, H, W)
-            x_ae = None
+                x = net(hr, cond, args.latent_noise, gen).float()  # (B, 3, N, H, W)
         else:
             with torch.no_grad(), autocast(device, use_bf16):
                 z = ae.encode(hr)  # (B, 16, T, h, w)
-                x_ae = ae.decode(z).float()
+                targets.append(ae.decode(z).float())
             with autocast(device, use_bf16):
-                x = net(noisy(z.float()), cond).float()  # (B, 3, N, H, W)
+                x = net(_latent_noise(z.float(), args.latent_noise, gen), cond).float()  # (B, 3, N, H, W)
         mse_gt = losses.mse(x, hr)
         with autocast(device, use_bf16):
-            lp_gt, *lp_ae = lpips_on_frames(perceptual_fn, x, [hr] + ([] if joint else [x_ae]), args.lpips_frames, gen)
+            lp = lpips_on_frames(perceptual_fn, x, targets, args.lpips_frames, gen)
+        lp_gt, mse_ae, lp_ae = lp[0], torch.zeros(()), torch.zeros(())
         loss = mse_gt + args.lpips_weight * lp_gt
         if not joint:
-            mse_ae, lp_ae = losses.mse(x, x_ae), lp_ae[0]
+            mse_ae, lp_ae = losses.mse(x, targets[1]), lp[1]
             loss = loss + args.ae_weight * (mse_ae + args.lpips_weight * lp_ae)
-        else:
-            mse_ae = lp_ae = torch.zeros(())
+        grad_norm = optimizer_step(loss, trained, optimizer, args.grad_clip, None if joint else ema)
         if joint:
-            grad_norm = optimizer_step(loss, nn.ModuleList([model, ae.encoder]), optimizer, args.grad_clip)
             ema.update(model)
             enc_ema.update(ae.encoder)
-        else:
-            grad_norm = optimizer_step(loss, model, optimizer, args.grad_clip, ema)
         session.advance(hr.shape[0])
         with torch.no_grad():
             psnr = float(losses.psnr(x.detach().clamp(-1, 1), hr))
@@ -214,10 +214,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
 
 def _export_tuned_ae(source: str, ae: nn.Module, enc_ema: EMA, session: TrainSession) -> list[Path]:
     """``<run-dir>/export_ae``: the stage-0 autoencoder with the jointly trained (EMA) encoder, same statistics."""
-    src = Path(source)
-    if not (src / "config.json").is_file():
-        src = src / "export"
-    config = json.loads((src / "config.json").read_text())
+    config = json.loads((autoencoder_folder(source) / "config.json").read_text())
     sd = {k: v.detach().cpu() for k, v in ae.state_dict().items()}
     for k, v in enc_ema.weights().items():
         sd[f"encoder.{k}"] = v.detach().cpu()

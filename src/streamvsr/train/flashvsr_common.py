@@ -348,16 +348,21 @@ def _ckpt_or_none(path: Path) -> Path | None:
     return None
 
 
-def load_autoencoder_from(path: str | Path, device: torch.device) -> nn.Module:
-    """The frozen stage-0 autoencoder from its export folder (or a stage-0 run dir holding ``export/``)."""
-    from streamvsr.train.export import load_autoencoder
-
+def autoencoder_folder(path: str | Path) -> Path:
+    """The export folder of a stage-0 autoencoder: ``path`` itself or the ``export/`` of a run dir."""
     p = Path(path)
     if not p.exists():
         raise ModelError(f"autoencoder folder not found: {p}")
     if not (p / "config.json").is_file() and (p / "export" / "config.json").is_file():
         p = p / "export"
-    ae = load_autoencoder(p, device=device)
+    return p
+
+
+def load_autoencoder_from(path: str | Path, device: torch.device) -> nn.Module:
+    """The frozen stage-0 autoencoder from its export folder (or a stage-0 run dir holding ``export/``)."""
+    from streamvsr.train.export import load_autoencoder
+
+    ae = load_autoencoder(autoencoder_folder(path), device=device)
     ae.requires_grad_(False)
     return ae.eval()
 
