@@ -41,7 +41,10 @@ TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
 TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
 S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
-[ "$TC_JOINT" = 1 ] && S_AE=$R/tc/export_ae
+TC_W=$((W * 2 / 5)) S1_W=$((W * 3 / 5))  # loader processes while the TCDecoder and stage 1 share the GPU
+if [ "$TC_JOINT" = 1 ]; then  # one after the other: each gets all loaders
+    S_AE=$R/tc/export_ae TC_W=$W S1_W=$W
+fi
 AE_MIN=${AE_MIN:-3.5} P1_MIN=${P1_MIN:-3.5} P2_MIN=${P2_MIN:-4.5} S2_MIN=${S2_MIN:-3} S3_MIN=${S3_MIN:-6}
 mkdir -p "$R" "$OUT_DIR"
 
@@ -56,7 +59,7 @@ ae() {
 tc() {  # MINUTES
     $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$AE_DIR" --data "$D" \
         --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob 0.2 \
-        --workers $((W * 2 / 5)) --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
+        --workers "$TC_W" --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         $([ "$TC_JOINT" = 1 ] && echo --train-encoder) $EXTRA
 }
@@ -64,7 +67,7 @@ tc() {  # MINUTES
 s1() {  # MINUTES
     $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --ae "$S_AE" --data "$D" \
         --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
-        --workers $((W * 3 / 5)) --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
+        --workers "$S1_W" --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
 }
 tc_gate() {  # the decoder against bicubic on the validation frames, with ground-truth latents

@@ -165,14 +165,15 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
 
 
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under torchrun with N local workers each takes cores // N threads for torch and the encoder."""
+    """Under torchrun with N local workers each takes cores // N // 2 threads for torch and as many for its encoder."""
     import torch
 
     from streamvsr.cli.main import _encode_options
     from streamvsr.pipeline.jobs import worker_threads
 
-    assert worker_threads(None, cpus=32, local_world=2) == 16
+    assert worker_threads(None, cpus=32, local_world=2) == 8
     assert worker_threads(None, cpus=3, local_world=4) == 1
+    assert worker_threads(None, cpus=16, local_world=8) == 1
     assert worker_threads(None, cpus=32, local_world=1) is None  # one process keeps the library defaults
     assert worker_threads(5, cpus=32, local_world=2) == 5
     kw = {"codec": None, "crf": None, "bitrate": None, "pix_fmt": None, "no_audio": False, "threads": None}

@@ -88,8 +88,8 @@ def _encoder_options(f):  # noqa: ANN001, ANN202
         click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams."),
         click.option(
             "--threads", type=click.IntRange(min=1), default=None,
-            help="CPU threads of this process (torch and the encoder). Default: all cores; under torchrun the"
-            " cores are shared out among this host's workers.",
+            help="CPU threads of this process for torch and for the encoder, each. Default: all cores; under"
+            " torchrun each of this host's workers takes half of its share of the cores for each.",
         ),
     )):  # fmt: skip
         f = opt(f)

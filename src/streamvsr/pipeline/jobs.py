@@ -27,12 +27,14 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def worker_threads(requested: int | None = None, cpus: int | None = None, local_world: int | None = None) -> int | None:
-    """CPU threads for this process: ``requested`` if given; under torchrun with several workers on this host
-    (LOCAL_WORLD_SIZE > 1) each gets ``cpus // local_world`` (at least 1); otherwise None (library defaults).
+    """CPU threads for torch and for the video encoder of this process, each: ``requested`` if given; under
+    torchrun with several workers on this host (LOCAL_WORLD_SIZE > 1) half of the worker's share of the cores,
+    ``cpus // local_world // 2`` (at least 1), so that torch and the encoder together fill the share; otherwise
+    None (library defaults).
 
     torchrun sets OMP_NUM_THREADS=1 for several workers, and each video encoder starts about 1.5 threads per
-    core: on 2 H100s, 2 workers of `streamvsr batch` reached 1.08x one worker's speed with those defaults and
-    1.75x with 8 threads each (docs/performance.md).
+    core. Two workers of `streamvsr batch` on a 32-core host with 2 GPUs (docs/performance.md), against one:
+    1.11x with those defaults (H100), 1.75x with 8 + 8 threads each (H100) and 0.88x with 16 + 16 (H200).
     """
     if requested is not None:
         return requested
@@ -41,7 +43,7 @@ def worker_threads(requested: int | None = None, cpus: int | None = None, local_
         return None
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // local_world)
+    return max(1, cpus // local_world // 2)
 
 
 def plan_jobs(in_dir: Path, out_dir: Path, suffix: str | None = None, rank: int = 0, world: int = 1) -> list[Job]:
