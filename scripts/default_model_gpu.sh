@@ -7,6 +7,9 @@
 #   scripts/default_model_gpu.sh 1   # unpack data; stage 0 (AE); then TCDecoder and stage 1 side by side
 #   scripts/default_model_gpu.sh 2   # TCDecoder and stage 1 continue side by side; stage 2
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
+#   scripts/default_model_gpu.sh s3c # unpack data; stage 3 continued from folders on a fresh machine: G_DIR (the
+#                                      generator with its TCDecoder), T_DIR (the stage-1 teacher), e.g. bf16 copies
+#                                      of earlier exports (scripts/bf16_copy.py); S3_DMD_W [1], S3_MIX [MIX]
 #   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
 #   scripts/default_model_gpu.sh ae  # unpack data; stage 0 only (AE_MIN minutes); then `SKIP_AE=1 ... 1`
 #                                      (AE_INIT=DIR: start from an earlier autoencoder export, e.g. .data/carry/ae)
@@ -39,6 +42,7 @@ EXTRA=${EXTRA:-}
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
+S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX}
 TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
 S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
 TC_W=$((W * 2 / 5)) S1_W=$((W * 3 / 5))  # loader processes while the TCDecoder and stage 1 share the GPU
@@ -69,6 +73,25 @@ s1() {  # MINUTES
         --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
         --workers "$S1_W" --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
+}
+# shellcheck disable=SC2086
+s3() {  # RUN_DIR --init G --teacher T --tcdecoder TC: stage 3 (DMD) for S3_MIN minutes, log in $R/logs/<run>.txt
+    local run=$1 name
+    name=$(basename "$1")
+    shift
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$run" --size fast "$@" --data "$D" --clip-len 25 --crop 256 \
+        --batch-size 4 --degradation "$S3_MIX" --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
+        --dmd-weight "$S3_DMD_W" --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant \
+        --max-minutes "$S3_MIN" --total-steps 1000000 --log-every 25 --ckpt-every 250 \
+        $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder --decoder-lr "$S3_DEC_LR") $EXTRA > "$R/logs/$name.txt" 2>&1 ||
+        tail -n 30 "$R/logs/$name.txt"
+    tail -n 3 "$R/logs/$name.txt"
+}
+# shellcheck disable=SC2086
+s3_export() {  # RUN_DIR TCDECODER OUT: the generator's EMA weights + the (tuned) TCDecoder -> one FlashVSR folder
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$1" --size fast --tcdecoder "$2" --export-only --export "$3" \
+        $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder) $EXTRA > "$R/logs/$(basename "$1")x.txt" 2>&1 ||
+        tail -n 20 "$R/logs/$(basename "$1")x.txt"
 }
 tc_gate() {  # the decoder against bicubic on the validation frames, with ground-truth latents
     [ -d "$VAL" ] || return 0
@@ -126,20 +149,11 @@ case $PHASE in
         --schedule constant --max-minutes "$S2_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         --tcdecoder "$R/tc" --export "$R/s2/export" $EXTRA > "$R/logs/s2.txt" 2>&1 || tail -n 30 "$R/logs/s2.txt"
     tail -n 3 "$R/logs/s2.txt"
-    pack_out phase2 tc/export s1/export s2/export
+    pack_out phase2 tc/export s2/export  # s1/export stays on the machine: the fp32 exports of both exceed what $OUT returns
     ;;
 3)
-    # shellcheck disable=SC2086
-    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --init "$R/s2" --teacher "$R/s1" \
-        --tcdecoder "$R/tc" --data "$D" --clip-len 25 --crop 256 --batch-size 4 --degradation "$MIX" \
-        --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
-        --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant --max-minutes "$S3_MIN" \
-        --total-steps 1000000 --log-every 25 --ckpt-every 250 \
-        $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder --decoder-lr "$S3_DEC_LR") $EXTRA > "$R/logs/s3.txt" 2>&1 ||
-        tail -n 30 "$R/logs/s3.txt"
-    tail -n 3 "$R/logs/s3.txt"
-    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$R/s3" --size fast --tcdecoder "$R/tc" --export-only \
-        --export "$R/flashvsr-fast" $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder) $EXTRA > "$R/logs/s3x.txt" 2>&1 || tail -n 20 "$R/logs/s3x.txt"
+    s3 "$R/s3" --init "$R/s2" --teacher "$R/s1" --tcdecoder "$R/tc"
+    s3_export "$R/s3" "$R/tc" "$R/flashvsr-fast"
     mkdir -p "$R/bench"
     if [ -z "$EXTRA" ]; then
         for m in flashvsr-fast s2/export s1/export; do
@@ -155,6 +169,13 @@ ae)
     ae > "$R/logs/ae.txt" 2>&1 || { tail -n 30 "$R/logs/ae.txt"; exit 2; }
     tail -n 3 "$R/logs/ae.txt"
     pack_out phase_ae ae/export
+    ;;
+s3c)
+    [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
+    s3 "$R/s3c" --init "${G_DIR:?G_DIR: the generator folder}" --teacher "${T_DIR:?T_DIR: the teacher folder}" \
+        --tcdecoder "$G_DIR"
+    s3_export "$R/s3c" "$G_DIR" "$R/flashvsr-fast"
+    pack_out phase_s3c flashvsr-fast s3c/log.jsonl
     ;;
 tc)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"

@@ -242,3 +242,30 @@ def test_infer_dit_learned_context() -> None:
     assert "context" in shapes and not any(k.startswith("text_embedding") for k in shapes)
     got = infer_dit_config(shapes, {"num_heads": 2})
     assert got.learned_context and got.text_len == 16 and got.ffn_dim == 96 and got.num_layers == 1
+
+
+def test_bf16_copy_halves_the_bytes_and_loads_the_rounded_weights(tmp_path: Path) -> None:
+    """scripts/bf16_copy.py: same config, every float weight equal to its bfloat16 rounding."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bf16_copy", Path(__file__).parents[1] / "scripts" / "bf16_copy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = SIZES["tiny"]
+    torch.manual_seed(0)
+    from streamvsr.models.flashvsr.dit import WanDiT
+
+    mods = {"dit": WanDiT(cfg.dit), "lq_proj": LQProjector(cfg.lq_proj), "decoder": TCDecoder(cfg.decoder)}
+    full = save_flashvsr(tmp_path / "fp32", cfg, mods)
+    half = script.bf16_copy(tmp_path / "fp32", tmp_path / "bf16")
+    size = lambda files: sum(p.stat().st_size for p in files if p.suffix == ".safetensors")  # noqa: E731
+    assert size(half) < 0.6 * size(full)
+    cfg2, loaded = load_flashvsr_folder(tmp_path / "bf16")
+    assert cfg2 == load_flashvsr_folder(tmp_path / "fp32")[0]
+    for name in ("dit", "lq_proj", "decoder"):
+        a, b = mods[name].state_dict(), loaded[name].state_dict()
+        assert set(a) == set(b)
+        for k in a:
+            torch.testing.assert_close(b[k].float(), a[k].to(torch.bfloat16).float(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="differ"):
+        script.bf16_copy(tmp_path / "bf16", tmp_path / "bf16")
