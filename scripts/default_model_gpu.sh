@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU slices that train the default model (size `fast`) on ONE GPU within one warm device lease,
+# The GPU slices that train the default model (size `fast`, or SIZE) on ONE GPU within one warm device lease,
 # three calls of under 10 minutes each. Each phase leaves its run directories in RUN_ROOT (kept while the
 # machine stays warm) and copies the small exports and the logs to OUT_DIR as one tarball, so a lost
 # machine only loses the checkpoints (a later stage can start from the exports with --init).
@@ -39,6 +39,7 @@ MIX=${MIX:-bi:0.5,bd:0.1,real:0.4}
 OUT_DIR=${OUT_DIR:-${OUT:-/tmp/out}}
 W=${WORKERS:-14}
 EXTRA=${EXTRA:-}
+SIZE=${SIZE:-fast}  # the model size of every stage from the TCDecoder on: a name of SIZES or a config.json path
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
@@ -61,7 +62,7 @@ ae() {
 }
 # shellcheck disable=SC2086
 tc() {  # MINUTES
-    $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size fast --ae "$AE_DIR" --data "$D" \
+    $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size "$SIZE" --ae "$AE_DIR" --data "$D" \
         --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob 0.2 \
         --workers "$TC_W" --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
@@ -69,7 +70,7 @@ tc() {  # MINUTES
 }
 # shellcheck disable=SC2086
 s1() {  # MINUTES
-    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --ae "$S_AE" --data "$D" \
+    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size "$SIZE" --ae "$S_AE" --data "$D" \
         --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
         --workers "$S1_W" --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
@@ -79,7 +80,7 @@ s3() {  # RUN_DIR --init G --teacher T --tcdecoder TC: stage 3 (DMD) for S3_MIN 
     local run=$1 name
     name=$(basename "$1")
     shift
-    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$run" --size fast "$@" --data "$D" --clip-len 25 --crop 256 \
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$run" --size "$SIZE" "$@" --data "$D" --clip-len 25 --crop 256 \
         --batch-size 4 --degradation "$S3_MIX" --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
         --dmd-weight "$S3_DMD_W" --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant \
         --max-minutes "$S3_MIN" --total-steps 1000000 --log-every 25 --ckpt-every 250 \
@@ -89,7 +90,7 @@ s3() {  # RUN_DIR --init G --teacher T --tcdecoder TC: stage 3 (DMD) for S3_MIN 
 }
 # shellcheck disable=SC2086
 s3_export() {  # RUN_DIR TCDECODER OUT: the generator's EMA weights + the (tuned) TCDecoder -> one FlashVSR folder
-    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$1" --size fast --tcdecoder "$2" --export-only --export "$3" \
+    $PY -m streamvsr.recipes.stage3_dmd --run-dir "$1" --size "$SIZE" --tcdecoder "$2" --export-only --export "$3" \
         $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder) $EXTRA > "$R/logs/$(basename "$1")x.txt" 2>&1 ||
         tail -n 20 "$R/logs/$(basename "$1")x.txt"
 }
@@ -141,10 +142,10 @@ case $PHASE in
 2)
     tc_beside_s1 "$P2_MIN" tc2 s1b
     # a stage-1 export with the TCDecoder: a fallback model and a check of stage 1 alone
-    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size fast --tcdecoder "$R/tc" --export-only \
+    $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size "$SIZE" --tcdecoder "$R/tc" --export-only \
         --export "$R/s1/export" $EXTRA > "$R/logs/s1x.txt" 2>&1 || tail -n 20 "$R/logs/s1x.txt"
     # shellcheck disable=SC2086
-    $PY -m streamvsr.recipes.stage2_sparse_causal --run-dir "$R/s2" --size fast --init "$R/s1" --ae "$S_AE" \
+    $PY -m streamvsr.recipes.stage2_sparse_causal --run-dir "$R/s2" --size "$SIZE" --init "$R/s1" --ae "$S_AE" \
         --data "$D" --clip-len 25 --crop 256 --batch-size 8 --degradation "$MIX" --workers "$W" --lr 1e-4 --attn-backend dense \
         --schedule constant --max-minutes "$S2_MIN" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         --tcdecoder "$R/tc" --export "$R/s2/export" $EXTRA > "$R/logs/s2.txt" 2>&1 || tail -n 30 "$R/logs/s2.txt"
