@@ -9,7 +9,8 @@
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
 #   scripts/default_model_gpu.sh s3c # unpack data; stage 3 continued from folders on a fresh machine: G_DIR (the
 #                                      generator with its TCDecoder), T_DIR (the stage-1 teacher), e.g. bf16 copies
-#                                      of earlier exports (scripts/bf16_copy.py); S3_DMD_W [1], S3_MIX [MIX]
+#                                      of earlier exports (scripts/bf16_copy.py); S3_DMD_W [1], S3_MIX [MIX];
+#                                      a second call with the same RUN_ROOT resumes; the export comes back in bf16
 #   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
 #   scripts/default_model_gpu.sh ae  # unpack data; stage 0 only (AE_MIN minutes); then `SKIP_AE=1 ... 1`
 #                                      (AE_INIT=DIR: start from an earlier autoencoder export, e.g. .data/carry/ae)
@@ -24,6 +25,7 @@
 # with 2 and MIX made a decoder 1.6 dB below bicubic even on ground-truth latents: docs/training.md).
 # TC_JOINT=1: the TCDecoder trains the AE's encoder too (a conditional autoencoder, `tcdecoder --train-encoder`);
 # stages 1-3 then use its tuned autoencoder ($R/tc/export_ae), so stage 1 runs after it, not beside it.
+# Stage 3: S3_LR [2e-5], S3_DECODE [2] (latents decoded for the pixel losses), S3_MSE_W, S3_LPIPS_W, S3_DMD_W.
 # S3_TRAIN_DEC=1: stage 3 fine-tunes the TCDecoder end to end too (`--train-decoder`, S3_DEC_LR [1e-4]).
 # VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
 # each TCDecoder slice (validation sequences: evaluation only, never training data).
@@ -43,7 +45,7 @@ SIZE=${SIZE:-fast}  # the model size of every stage from the TCDecoder on: a nam
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
-S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX}
+S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX} S3_LR=${S3_LR:-2e-5} S3_DECODE=${S3_DECODE:-2}
 TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
 S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
 TC_W=$((W * 2 / 5)) S1_W=$((W * 3 / 5))  # loader processes while the TCDecoder and stage 1 share the GPU
@@ -81,8 +83,9 @@ s3() {  # RUN_DIR --init G --teacher T --tcdecoder TC: stage 3 (DMD) for S3_MIN 
     name=$(basename "$1")
     shift
     $PY -m streamvsr.recipes.stage3_dmd --run-dir "$run" --size "$SIZE" "$@" --data "$D" --clip-len 25 --crop 256 \
-        --batch-size 4 --degradation "$S3_MIX" --workers "$W" --lr 2e-5 --attn-backend dense --lpips-weights "$LPIPS" \
-        --dmd-weight "$S3_DMD_W" --mse-weight "$S3_MSE_W" --lpips-weight "$S3_LPIPS_W" --schedule constant \
+        --batch-size 4 --degradation "$S3_MIX" --workers "$W" --lr "$S3_LR" --attn-backend dense \
+        --lpips-weights "$LPIPS" --decode-latents "$S3_DECODE" --dmd-weight "$S3_DMD_W" --mse-weight "$S3_MSE_W" \
+        --lpips-weight "$S3_LPIPS_W" --schedule constant \
         --max-minutes "$S3_MIN" --total-steps 1000000 --log-every 25 --ckpt-every 250 \
         $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder --decoder-lr "$S3_DEC_LR") $EXTRA > "$R/logs/$name.txt" 2>&1 ||
         tail -n 30 "$R/logs/$name.txt"
@@ -176,7 +179,9 @@ s3c)
     s3 "$R/s3c" --init "${G_DIR:?G_DIR: the generator folder}" --teacher "${T_DIR:?T_DIR: the teacher folder}" \
         --tcdecoder "$G_DIR"
     s3_export "$R/s3c" "$G_DIR" "$R/flashvsr-fast"
-    pack_out phase_s3c flashvsr-fast s3c/log.jsonl
+    rm -rf "$R/flashvsr-fast-bf16"  # bf16 (the shipping form): two variants' fp32 exports exceed what $OUT returns
+    $PY scripts/bf16_copy.py "$R/flashvsr-fast" "$R/flashvsr-fast-bf16"
+    pack_out phase_s3c flashvsr-fast-bf16 s3c/log.jsonl
     ;;
 tc)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
