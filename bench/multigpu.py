@@ -1,7 +1,7 @@
 """Multi-GPU throughput of `streamvsr batch` and `streamvsr upscale --segments` against one GPU.
 
-Writes synthetic test videos (a moving, textured pattern, H.264), fills the compile caches with one short
-untimed run, then times, each under torchrun:
+Writes synthetic test videos (a moving, textured pattern, H.264), fills the compile caches of all NPROC GPUs
+with one short untimed batch run, then times, each under torchrun:
 
 - batch:    `streamvsr batch IN OUT` over VIDEOS videos of FRAMES frames, on 1 and on NPROC GPUs;
 - segments: one video of LONG_FRAMES frames, a plain `streamvsr upscale` on 1 GPU against
@@ -126,13 +126,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for i in range(a.videos):
         write_video(work / "in" / f"v{i}.mp4", a.frames, h, w, seed=i)
     write_video(work / "long.mp4", a.long_frames, h, w, seed=99)
-    write_video(work / "warm.mp4", 64, h, w, seed=7)
+    (work / "warm").mkdir()
+    for r in range(a.nproc):  # one per rank: every GPU fills its own compile cache
+        write_video(work / "warm" / f"w{r}.mp4", 64, h, w, seed=7 + r)
     print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
     model = ["--model", a.model, "--dtype", a.dtype] + (["--weights", a.weights] if a.weights else [])
     model += shlex.split(a.cli_args)
 
-    warm = torchrun(1, ["upscale", str(work / "warm.mp4"), "-o", str(work / "warm_x.mp4"), *model], work / "warm.log")
-    print(f"untimed warm-up run (fills the compile caches): {warm:.1f}s", flush=True)
+    # Compiled graphs name their device (cuda:0, cuda:1, ...), so a warm-up on one GPU leaves rank 1's cache cold:
+    # on a fresh machine rank 1 then compiled while rank 0 worked (nvidia-smi dmon: the two GPUs took turns).
+    warm = torchrun(a.nproc, ["batch", str(work / "warm"), str(work / "warm_x"), *model], work / "warm.log")
+    print(f"untimed warm-up run on {a.nproc} ranks (fills every GPU's compile cache): {warm:.1f}s", flush=True)
     rows = []
     modes = a.modes.split(",")
     if "batch" in modes:

@@ -164,6 +164,27 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
     assert ranks == [["v0.mp4", "v2.mp4"], ["v1.mp4"]]
 
 
+def test_cuda_rank_device_becomes_the_current_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cuda:N` is made the current device (a torchrun rank's kernels stay on its GPU); bad indices are refused."""
+    import torch
+
+    from streamvsr.cli.main import _resolve_device
+    from streamvsr.errors import StreamVSRError
+
+    current: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    assert _resolve_device("cuda:1") == "cuda:1"
+    assert _resolve_device("cuda") == "cuda"  # no index: the current device stays as it is
+    assert current == [1]
+    with pytest.raises(StreamVSRError, match="only 2 GPU"):
+        _resolve_device("cuda:2")
+    with pytest.raises(StreamVSRError, match="invalid device"):
+        _resolve_device("cuda:x")
+    assert current == [1]
+
+
 def test_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under torchrun with N local workers each takes cores // N // 2 threads for torch and as many for its encoder."""
     import torch

@@ -68,6 +68,16 @@ def _resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise StreamVSRError(f"device {device!r} requested but CUDA is not available")
+    if device.startswith("cuda:"):
+        try:
+            index = torch.device(device).index
+        except RuntimeError:
+            raise StreamVSRError(f"invalid device {device!r}") from None
+        if index >= torch.cuda.device_count():
+            raise StreamVSRError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+        # The current device too: compiled kernels, library streams and CUDA contexts that use "the current
+        # device" then stay on this rank's GPU instead of GPU 0.
+        torch.cuda.set_device(index)
     return device
 
 
