@@ -92,6 +92,9 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert "scale" in _err(run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--scale", "5"))
     assert "unknown model" in _err(run("upscale", str(clip), "-o", str(out), "--model", "nope"))
     assert "--compile applies to --model flashvsr and" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
+    assert "--detail applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--detail", "0.5"))
+    assert "0.0<=x<=2.0" in _err(run("upscale", str(clip), "-o", str(out), "--model", "flashvsr", "--detail", "3"))
+    assert "--color-fix" in _err(run("upscale", str(clip), "-o", str(out), "--color-fix", "bad"))  # click: one line too
     _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))
     _err(run("upscale", str(clip), "-o", str(clip), "--overwrite", "--progress", "none"))
     assert clip.exists() and clip.stat().st_size > 0  # the input is never overwritten

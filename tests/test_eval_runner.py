@@ -386,3 +386,20 @@ def test_cli_eval_weights_errors(small_seq: Path, tiny_flashvsr: tuple[Path, Pat
         assert r.exit_code != 0
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("streamvsr: error:") and message in lines[0], r.stderr
+
+
+@pytest.mark.usefixtures("one_torch_thread")  # tiny FlashVSR: many times faster on a busy CPU
+def test_cli_eval_detail_reaches_flashvsr_and_is_recorded(tmp_path: Path, small_seq: Path, tiny_flashvsr):
+    a = tiny_flashvsr[0]
+    psnr = {}
+    for detail in ("1", "0"):
+        out = tmp_path / f"r{detail}.json"
+        r = _cli("--model", f"flashvsr={a}", "--model", "bicubic", "--data", str(small_seq), "--detail", detail,
+                 "--json", str(out))  # fmt: skip
+        assert r.exit_code == 0, r.output
+        data = json.loads(out.read_text())
+        assert [d["options"] for d in data] == [{"detail": float(detail)}, {}]  # only FlashVSR takes it
+        psnr[detail] = [d["mean"]["psnr_y"] for d in data]
+    assert psnr["0"][0] != psnr["1"][0] and psnr["0"][1] == psnr["1"][1]
+    r = _cli("--model", "bicubic", "--data", str(small_seq), "--detail", "0.5")
+    assert r.exit_code != 0 and "--detail applies to --model flashvsr" in r.output

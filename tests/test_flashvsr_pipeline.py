@@ -84,6 +84,44 @@ def test_chunked_push_is_invariant(up: FlashVSRUpscaler) -> None:
     assert first.shape[0] == 21 and (first - ref[:21]).abs().max() > 1e-4
 
 
+class _ScaledLatents(torch.nn.Module):
+    """The decoder with its latents scaled by ``k`` first: the reference for ``detail=k``."""
+
+    def __init__(self, decoder: torch.nn.Module, k: float):
+        super().__init__()
+        self.inner, self.k, self.cfg = decoder, k, decoder.cfg
+
+    def decode(self, z: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.inner.decode(z * self.k, *args, **kwargs)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+def test_detail_scales_the_latents_before_the_decoder(up: FlashVSRUpscaler) -> None:
+    torch.manual_seed(5)
+    x = torch.rand(26, 3, LR, LR)
+    for k in (0.0, 0.5, 1.5):
+        ours = FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, seed=0, detail=k)
+        ref = FlashVSRUpscaler(up.dit, up.lq_proj, _ScaledLatents(up.decoder, k), TINY, seed=0)
+        a = _run(ours, x, 26)
+        assert torch.allclose(a, _run(ref, x, 26), atol=1e-6), k
+        assert torch.allclose(_run(ours, x, 3), a, atol=1e-5), k  # chunking stays invariant
+    # at 0 the DiT no longer matters: another noise seed gives the same frames (at 1 it does not)
+    zero = [_run(FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, seed=s, detail=0.0), x, 26) for s in (0, 1)]
+    assert torch.equal(zero[0], zero[1])
+    full = [_run(FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, seed=s), x, 26) for s in (0, 1)]
+    assert (full[0] - full[1]).abs().max() > 1e-4
+
+
+def test_detail_is_checked(up: FlashVSRUpscaler) -> None:
+    for bad in (-0.1, 2.5, float("nan")):
+        with pytest.raises(ModelError, match="detail must be in"):
+            FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, detail=bad)
+    with pytest.raises(ModelError, match="sees the LR frames"):  # an unconditional decoder (Wan VAE)
+        FlashVSRUpscaler(up.dit, up.lq_proj, torch.nn.Identity(), TINY, detail=0.5)
+
+
 def _capture_noise(up: FlashVSRUpscaler) -> list[torch.Tensor]:
     seen: list[torch.Tensor] = []
     orig = up.dit.forward_chunk

@@ -81,12 +81,19 @@ def _fmt(v: float | None) -> str:
               show_default=True, help="How --data is organised (frames: the folder is one sequence).")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True)
+@click.option("--detail", type=click.FloatRange(0.0, 2.0), default=None,
+              help="FlashVSR: how much synthesised detail to keep (see `streamvsr upscale --help`).")  # fmt: skip
 def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, **kw) -> None:  # noqa: ANN003
     """Measure models on a dataset (PSNR/SSIM, ST-LPIPS, NIQE, temporal metrics, fps)."""
     from streamvsr.eval.report import write_json
     from streamvsr.eval.runner import METRICS, evaluate_many
 
     names, folders = _model_args(models, weights)
+    model_options = {}
+    if kw["detail"] is not None:
+        if "flashvsr" not in names:
+            raise InputError("--detail applies to --model flashvsr")
+        model_options["flashvsr"] = {"detail": kw["detail"]}
     metrics = None if kw["metrics"] is None else [m.strip() for m in kw["metrics"].split(",") if m.strip()]
 
     def progress(p: dict) -> None:
@@ -105,6 +112,7 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
         dtype=_dtype(kw["dtype"]),
         metrics=metrics,
         layout=kw["layout"],
+        model_options=model_options,
     )
     keys = [k for k in METRICS if any(r["mean"][k] is not None for r in results)]
     width = max(len("model"), *(len(r["model"]) for r in results))

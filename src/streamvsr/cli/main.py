@@ -45,6 +45,12 @@ class _Main(click.Group):
                 raise
             click.echo(f"streamvsr: error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:  # a bad option of a command: one line, not click's three
+            if debug:
+                raise
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"streamvsr: error: {exc.format_message()}{where}", err=True)
+            ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -205,6 +211,13 @@ class _Bar:
 @click.option("--attention", type=click.Choice(["auto", "flex", "dense"]), default="auto", show_default=True)
 @click.option("--flashvsr-version", type=click.Choice(["1", "1.1"]), default=None)
 @click.option("--seed", type=int, default=None, help="Seed; with a known frame count, the official noise draw.")
+@click.option(
+    "--detail",
+    type=click.FloatRange(0.0, 2.0),
+    default=None,
+    help="FlashVSR: how much synthesised detail to keep, 0-2 (1 = as trained; lower: closer to the input, fewer"
+    " invented textures, higher PSNR).",
+)
 @click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
 @click.option(
     "--segments",
@@ -234,6 +247,10 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         k: kw[k] for k in ("decoder", "color_fix", "attention", "flashvsr_version", "seed") if kw[k] is not None
     }
     model_opts.update(_compile_opt(kw["model"], kw["compile_"]))
+    if kw["detail"] is not None:
+        if kw["model"] != "flashvsr":
+            raise StreamVSRError("--detail applies to --model flashvsr")
+        model_opts["detail"] = kw["detail"]
     if kw["seed"] is not None and input_path != "-" and segments is None:
         # the official noise draw needs the whole video's latent shape up front
         from streamvsr.media import open_reader

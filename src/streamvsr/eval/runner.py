@@ -7,7 +7,7 @@ model streams the LQ frames through :class:`~streamvsr.pipeline.engine.Engine` o
 
 Result (one dict per model; ``None`` where a metric does not apply, e.g. without GT)::
 
-    {"model": label, "model_name": str, "weights": absolute folder | None,
+    {"model": label, "model_name": str, "weights": absolute folder | None, "options": {model options},
      "degradation": str, "scale": int, "frames": int,
      "mean": {psnr_y, ssim_y, psnr_rgb, st_lpips, tof, warp_error, niqe, fps, color_drift},
      "sequences": {name: {same keys}}}
@@ -25,7 +25,7 @@ import inspect
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -180,6 +180,7 @@ class _Entry:
     name: str
     weights: str | None
     factory: ModelFactory
+    options: dict = field(default_factory=dict)
 
 
 def model_labels(names: Sequence[str], weights: Sequence[str | Path | None] | None = None) -> list[str]:
@@ -217,6 +218,7 @@ def _entries(
     device: torch.device,
     dtype: torch.dtype | None,
     scale: int,
+    model_options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[_Entry]:
     weights = list(weights or [])
     if len(weights) > len(models):
@@ -234,8 +236,9 @@ def _entries(
 
             if w is not None:
                 _check_takes_weights(m, w)
-            factory = partial(load_model, m, weights=w, device=device, dtype=dtype, scale=scale)
-            out.append(_Entry(label, m, None if w is None else str(Path(w).resolve()), factory))
+            opts = dict((model_options or {}).get(m, {}))
+            factory = partial(load_model, m, weights=w, device=device, dtype=dtype, scale=scale, **opts)
+            out.append(_Entry(label, m, None if w is None else str(Path(w).resolve()), factory, opts))
         else:
             out.append(_Entry(label, m[0], None, m[1]))
     return out
@@ -255,18 +258,21 @@ def evaluate_many(
     dtype: torch.dtype | None = None,
     metrics: Collection[str] | None = None,
     layout: str = "auto",
+    model_options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[dict]:
     """Evaluate several models on the same data in one pass; one result dict per model.
 
     ``models`` are registry names (built with ``weights[i]``, ``device``, ``dtype``) or
     ``(name, factory)`` pairs; a name may repeat (e.g. two checkpoints), each entry is labelled as
     :func:`model_labels` says. ``metrics`` restricts what is measured (fps always is).
+    ``model_options``: options per registry name, passed to :func:`~streamvsr.pipeline.registry.load_model`
+    (e.g. ``{"flashvsr": {"detail": 0.5}}``) and recorded in each result.
     """
     if degradation not in DEGRADATIONS:
         raise InputError(f"unknown degradation {degradation!r}; use one of {', '.join(DEGRADATIONS)}")
     device = torch.device(device)
     wanted = _wanted(metrics, degradation)
-    entries = _entries(models, weights, device, dtype, scale)
+    entries = _entries(models, weights, device, dtype, scale, model_options)
     sources = find_sequences(data_dir, layout)
     built = [(e.label, e.factory()) for e in entries]
     for name, model in built:
@@ -312,6 +318,7 @@ def evaluate_many(
                 "model": name,
                 "model_name": e.name,
                 "weights": e.weights,
+                "options": e.options,
                 "degradation": degradation,
                 "scale": scale,
                 "frames": frames,

@@ -191,6 +191,10 @@ class FlashVSRUpscaler:
     uint8-quantised frames, on the CPU). on_chunk: called with a :class:`ChunkInfo` after every call.
     kv_spare_slot: keep one spare KV window slot per layer (faster steady steps, one more window of
     memory; see :class:`~streamvsr.models.flashvsr.attention.KVCache`).
+    detail: how much of the DiT's synthesised detail reaches the output, in [0, 2] (ours, not the paper's).
+    The predicted latents are scaled toward zero, the mean of the normalised latent space, before the
+    TCDecoder (which also sees the LR frames) decodes them: 1 = the model as trained; 0 = the decoder's
+    LR-conditioned reconstruction alone (higher PSNR, less texture). Needs a conditional decoder.
     """
 
     def __init__(
@@ -209,6 +213,7 @@ class FlashVSRUpscaler:
         num_frames: int | None = None,
         on_chunk: Callable[[ChunkInfo], None] | None = None,
         kv_spare_slot: bool = True,
+        detail: float = 1.0,
         name: str = "flashvsr",
     ):
         if color_fix not in ("adain", "wavelet", "none"):
@@ -219,6 +224,8 @@ class FlashVSRUpscaler:
             raise ModelError(f"noise must be stream or official, not {noise!r}")
         if noise == "official" and num_frames is None:
             raise ModelError('noise="official" needs the number of frames (num_frames) up front')
+        if not 0.0 <= detail <= 2.0:  # also refuses NaN
+            raise ModelError(f"detail must be in [0, 2], got {detail}")
         if not cfg.dit.learned_context and context is None:
             raise ModelError("this FlashVSR model needs its prompt context tensor (posi_prompt.pth)")
         self.dit = dit
@@ -235,6 +242,9 @@ class FlashVSRUpscaler:
         self.on_chunk = on_chunk
         self.kv_spare_slot = kv_spare_slot
         self.uses_cond = getattr(getattr(decoder, "cfg", None), "cond_channels", 0) > 0
+        if detail != 1.0 and not self.uses_cond:
+            raise ModelError("detail needs a decoder that sees the LR frames (the TCDecoder, not the Wan VAE)")
+        self.detail = detail
         p = next(dit.parameters())
         self.device, self.dtype = p.device, p.dtype
         # official LQ upsampling: Pillow on a CPU run, the bit-exact tensor version on an accelerator (on an
@@ -448,6 +458,8 @@ class FlashVSRUpscaler:
         pos = torch.arange(a, b, device=self.device)
         v = self.dit.forward_chunk(x, lq, t_positions=pos, kv_cache=self.kv, attn=self.attention, state=self._state)
         x0 = x - v  # one Euler step from sigma = 1
+        if self.detail != 1.0:
+            x0 = x0 * self.detail  # toward the latent mean: less synthesised detail (see the class docstring)
         self._sync()
         t1 = time.perf_counter()
         s = 0 if a == 0 else FRAMES_PER_LATENT * a - 3

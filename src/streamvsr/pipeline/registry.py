@@ -84,12 +84,14 @@ def _flashvsr(
     num_frames: int | None = None,
     default_folder: str | None = None,
     compile: bool = False,
+    detail: float = 1.0,
     **_: object,
 ) -> StreamingModel:
     """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
 
     Official weights default to the official numerics (Pillow bicubic LQ upsampling, AdaIN colour fix);
-    ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``compile``: torch.compile
+    ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``detail``: see
+    :class:`~streamvsr.pipeline.flashvsr.FlashVSRUpscaler`. ``compile``: torch.compile
     the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
     :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer).
     """
@@ -120,6 +122,7 @@ def _flashvsr(
         noise=noise,
         seed=0 if seed is None else seed,
         num_frames=num_frames if noise == "official" else None,
+        detail=detail,
         name="flashvsr",
     )
     if compile:
