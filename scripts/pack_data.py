@@ -56,9 +56,11 @@ def unpack(pack: Path, out: Path) -> None:
     videos = sorted((pack / "video").glob("*.mp4"))
     with ThreadPoolExecutor(max(1, min(16, os.cpu_count() or 1))) as ex:
         counts = list(ex.map(lambda v: unpack_video(v, out / "video" / v.stem), videos))
+    photos = 0
     if (pack / "images").is_dir():
         shutil.copytree(pack / "images", out / "images", dirs_exist_ok=True)
-    print(f"unpacked {len(videos)} clips ({sum(counts)} frames) and the photos into {out}")
+        photos = sum(1 for p in (pack / "images").rglob("*") if p.is_file())
+    print(f"unpacked {len(videos)} clips ({sum(counts)} frames) and {photos} photos into {out}")
 
 
 def main() -> None:

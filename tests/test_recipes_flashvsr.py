@@ -375,3 +375,23 @@ def test_fixed_batch_iterator_loads_once() -> None:
     data = Counting()
     it = batch_iterator(data, 5, workers=0)
     assert [next(it) for _ in range(3)] == [[5], [6], [7]] and data.asked == [5, 6, 7]
+
+
+def test_image_prob_default_and_no_silent_video_only_run(env: dict[str, Path]) -> None:
+    """--image-prob defaults to 0.2 with photos and 0 without; asked for without photos, it is an error."""
+    from streamvsr.errors import DataError
+    from streamvsr.train.data import IMAGE_PROB_DEFAULT, DataRoot, resolve_image_prob, scan_roots
+    from streamvsr.train.flashvsr_common import ClipBatches
+
+    assert resolve_image_prob(None, True) == IMAGE_PROB_DEFAULT and resolve_image_prob(None, False) == 0.0
+    assert resolve_image_prob(0.0, False) == 0.0 and resolve_image_prob(0.5, True) == 0.5
+    kw = {"clip_len": 9, "crop": 64, "batch_size": 1, "seed": 0}
+    both = scan_roots([DataRoot(env["data"] / "video", "video"), DataRoot(env["data"] / "images", "images")])
+    videos = [e for e in both if e.kind != "image"]
+    assert ClipBatches(both, image_prob=None, **kw).image_prob == IMAGE_PROB_DEFAULT
+    assert ClipBatches(videos, image_prob=None, **kw).image_prob == 0.0
+    with pytest.raises(DataError, match="no usable still images"):
+        ClipBatches(videos, image_prob=0.2, **kw)
+    _run(stage1_teacher, env, "s1-auto", "--ae", str(env["ae"]), "--clip-len", "9", "--max-steps", "1", crop=64)
+    start = [json.loads(x) for x in (env["root"] / "s1-auto" / "log.jsonl").read_text().splitlines()][0]
+    assert start["event"] == "start" and start["image_prob"] == IMAGE_PROB_DEFAULT  # the log says what ran

@@ -61,6 +61,7 @@ from streamvsr.train.data import (
     collate_clips,
     iter_val_sequences,
     read_frames,
+    resolve_image_prob,
     scan_roots,
     worker_init,
 )
@@ -106,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=256, help="square crop size (multiple of 32)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per rank and step")
     p.add_argument("--image-batch-mult", type=int, default=4, help="an image batch holds this many x images")
-    p.add_argument("--image-prob", type=float, default=0.2, help="share of image samples / steps")
+    p.add_argument(
+        "--image-prob",
+        type=float,
+        default=None,
+        help="share of image samples / steps (default: 0.2 when --data has photos, else 0)",
+    )
     p.add_argument("--max-frame-stride", type=int, default=2, help="clips use a random frame stride 1..N")
     p.add_argument("--max-zoom-out", type=float, default=4.0, help="photos: crop up to N x larger, downscale")
     add_optim_args(p, lr=5e-4, weight_decay=0.0, warmup_steps=200)
@@ -339,7 +345,10 @@ def build_source(args: argparse.Namespace, info: DistInfo) -> VSRSource | RamSou
     entries = scan_roots(roots)
     if not entries:
         raise DataError(f"no videos, frame folders or images under {[str(r) for r in roots]}")
+    args.image_prob = resolve_image_prob(args.image_prob, any(e.kind == "image" for e in entries))
     source = (VSRSource if args.loader == "vsr" else RamSource)(entries, args, info)
+    if source.num_images == 0 and args.image_prob > 0:  # nor to video alone (images all below --crop)
+        raise DataError(f"--image-prob {args.image_prob}: no image of at least {args.crop} px under the --data roots")
     if source.num_clips == 0 and args.image_prob < 1.0:  # never fall back to images alone silently
         raise DataError(
             f"no usable clip (>= {args.frames} frames, side >= {args.crop} px) under the --data roots; "
@@ -436,6 +445,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 "loader": args.loader,
                 "clips": source.num_clips,
                 "images": source.num_images,
+                "image_prob": args.image_prob,
             }
         )
 

@@ -192,6 +192,7 @@ def train_flow_matching(
         params=sum(p.numel() for p in net.parameters()),
         attention="full" if attn is None else f"lcsa-causal/{attn.backend}",
         init=args.init if fresh else None,
+        image_prob=data.image_prob,
     )
 
     stop = session.stop_reason()

@@ -144,7 +144,9 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     data = clip_batches_from_args(
         args, info, session.run_dir, image_prob=args.image_prob, image_batch_mult=args.image_batch_mult
     )
-    session.open_log(recipe=RECIPE, params=sum(p.numel() for p in model.parameters()), **lpips_fields)
+    session.open_log(
+        recipe=RECIPE, params=sum(p.numel() for p in model.parameters()), image_prob=data.image_prob, **lpips_fields
+    )
 
     stop = session.stop_reason()
     batches = batch_iterator(data, session.step, args.workers, args.fixed_batch) if stop is None else iter(())

@@ -407,6 +407,24 @@ class SamplePlan:
     degradation_seed: int
 
 
+IMAGE_PROB_DEFAULT = 0.2  # share of photo steps when --image-prob is not given and the data has photos
+
+
+def resolve_image_prob(requested: float | None, has_images: bool) -> float:
+    """The share of photo steps: ``requested``, or :data:`IMAGE_PROB_DEFAULT` / 0 (no photos) when None.
+
+    Photo steps asked for explicitly with no photos in the data are an error, never a silent video-only run.
+    """
+    if requested is None:
+        return IMAGE_PROB_DEFAULT if has_images else 0.0
+    if requested > 0 and not has_images:
+        raise DataError(
+            f"--image-prob {requested} asks for photo steps, but --data has no usable still images; "
+            "add photos or pass --image-prob 0"
+        )
+    return requested
+
+
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator for sample ``index`` of ``epoch``."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))

@@ -597,7 +597,9 @@ class ClipBatches(torch.utils.data.Dataset):
     Video clips (``clip_len`` frames) and images come from two :class:`~streamvsr.train.data.VSRDataset` views
     of the same manifest; sample ``i`` of step ``s`` is VSRDataset item ``(epoch=s, index=rank*n+i)``, so the
     data is a pure function of (seed, step, rank). Step kinds: "image" with probability ``image_prob`` when
-    images exist (batch ``batch_size * image_batch_mult``), else "video"; with ``pack_images = k > 0`` every
+    images exist (batch ``batch_size * image_batch_mult``), else "video" (``image_prob=None``: the default share
+    when there are photos, see :func:`~streamvsr.train.data.resolve_image_prob`; a share > 0 without photos is an
+    error); with ``pack_images = k > 0`` every
     step is "pack" (a video batch + k images per clip, packed behind it with a segment mask).
     """
 
@@ -611,17 +613,16 @@ class ClipBatches(torch.utils.data.Dataset):
         seed: int,
         rank: int = 0,
         degradation: str = "mix",
-        image_prob: float = 0.0,
+        image_prob: float | None = 0.0,
         image_batch_mult: int = 1,
         pack_images: int = 0,
         strides: tuple[int, ...] = (1, 2),
         max_zoom_out: float = 1.0,
         fixed: bool = False,
     ) -> None:
-        from streamvsr.train.data import VSRDataset
+        from streamvsr.train.data import VSRDataset, resolve_image_prob
 
         self.batch_size, self.seed, self.rank = batch_size, seed, rank
-        self.image_prob = image_prob
         self.image_batch_mult = max(1, image_batch_mult)
         self.pack_images = pack_images
         self.fixed = fixed
@@ -639,11 +640,13 @@ class ClipBatches(torch.utils.data.Dataset):
             self.video = VSRDataset(entries, clip_len=clip_len, image_prob=0.0, strides=strides, **common)
             if not self.video.videos:
                 self.video = None
-        if (image_prob > 0 or pack_images > 0 or clip_len == 1) and any(e.kind == "image" for e in entries):
+        wants_images = image_prob is None or image_prob > 0 or pack_images > 0 or clip_len == 1
+        if wants_images and any(e.kind == "image" for e in entries):
             ds = VSRDataset(entries, clip_len=1, image_prob=1.0, **common)
             self.image = ds if ds.images else None
         if self.video is None and self.image is None:
             raise DataError(f"no usable clips of {clip_len} frames (or images) of at least {crop}x{crop} in --data")
+        self.image_prob = resolve_image_prob(image_prob, self.image is not None)  # the share actually used
         if pack_images > 0 and (self.video is None or self.image is None):
             raise DataError("--pack-images needs both video clips and images in --data")
 

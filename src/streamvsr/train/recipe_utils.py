@@ -70,7 +70,12 @@ def add_ae_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 def add_image_args(p: argparse.ArgumentParser) -> None:
     """``--image-prob`` / ``--image-batch-mult``: the photo steps of joint image + video training."""
-    p.add_argument("--image-prob", type=float, default=0.2, help="share of photo steps (0 = video only)")
+    p.add_argument(
+        "--image-prob",
+        type=float,
+        default=None,
+        help="share of photo steps (0 = video only; default: 0.2 when --data has photos, else 0)",
+    )
     p.add_argument("--image-batch-mult", type=int, default=4, help="a photo step takes this many x images")
 
 
