@@ -319,9 +319,10 @@ def test_stage3_train_decoder_resumes_and_exports_the_tuned_decoder(
     """--train-decoder: the TCDecoder is fine-tuned end to end (its own EMA, exported), resume is exact."""
     args = ("--clip-len", "25", "--fixed-batch", "--lr", "3e-3", "--init", str(env["root"] / "s1"),
             "--teacher", str(env["root"] / "s1"), "--tcdecoder", str(env["root"] / "tc"), "--train-decoder",
-            "--dmd-weight", "0.1", "--mse-weight", "4")  # fmt: skip
+            "--dmd-weight", "0.1", "--mse-weight", "4", "--temporal-weight", "4")  # fmt: skip
+    nopix = ("--mse-weight", "0", "--lpips-weight", "0", "--temporal-weight", "0")
     with pytest.raises(ModelError):
-        _run(stage3_dmd, env, "s3d-nopix", *args, "--mse-weight", "0", "--lpips-weight", "0", "--max-steps", "1")
+        _run(stage3_dmd, env, "s3d-nopix", *args, *nopix, "--max-steps", "1")
     full = _run(stage3_dmd, env, "s3d-full", *args, "--max-steps", "4")
     part = _run(stage3_dmd, env, "s3d-part", *args, "--max-steps", "2")
     part += _run(stage3_dmd, env, "s3d-part", *args, "--max-steps", "2")
@@ -329,12 +330,25 @@ def test_stage3_train_decoder_resumes_and_exports_the_tuned_decoder(
         assert a["loss_g"] == pytest.approx(b["loss_g"], rel=1e-5, abs=1e-7)
         assert a["grad_norm_d"] > 0
     assert full[-1]["mse"] < full[0]["mse"]
+    assert full[0]["temporal"] > 0 and full[-1]["temporal"] < full[0]["temporal"]
     out = env["root"] / "final-d"
     _run(stage3_dmd, env, "s3d-full", *args, "--export-only", "--export", str(out))
     _, mods = load_flashvsr_folder(out)
     frozen = load_tcdecoder(env["root"] / "tc", MICRO.decoder, torch.device("cpu")).state_dict()
     tuned = mods["decoder"].state_dict()
     assert any(not torch.equal(frozen[k].float(), tuned[k].float()) for k in frozen)
+
+
+def test_stage3_without_dmd_leaves_both_scores_idle(
+    env: dict[str, Path], tc_run: list[dict], s1_run: list[dict]
+) -> None:
+    """--dmd-weight 0: pixel losses only; the real and fake scores run no forward and the fake is not trained."""
+    args = ("--clip-len", "25", "--fixed-batch", "--lr", "3e-3", "--init", str(env["root"] / "s1"),
+            "--teacher", str(env["root"] / "s1"), "--tcdecoder", str(env["root"] / "tc"), "--dmd-weight", "0",
+            "--max-steps", "3")  # fmt: skip
+    recs = _run(stage3_dmd, env, "s3-nodmd", *args)
+    assert all(r["dmd"] == 0 and r["fm_fake"] == 0 and r["real_fake_gap"] == 0 for r in recs)
+    assert all(r["grad_norm_f"] == 0 for r in recs) and recs[-1]["mse"] < recs[0]["mse"]
 
 
 def test_fixed_text_context_round_trip(env: dict[str, Path], tc_run: list[dict]) -> None:

@@ -150,6 +150,17 @@ def test_pixel_losses_and_psnr() -> None:
     assert torch.equal(losses.video_to_images(v)[6], v[1, :, 1])
 
 
+def test_temporal_difference_penalises_flicker_not_offsets() -> None:
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(2, 3, 5, 8, 8, generator=g) * 2 - 1
+    assert float(losses.temporal_difference(y + 0.3, y)) == pytest.approx(0.0, abs=1e-12)
+    flicker = y.clone()
+    flicker[:, :, 2] += 0.5  # one frame brighter: changes of +0.5 then -0.5 around it
+    assert float(losses.temporal_difference(flicker, y)) == pytest.approx(2 * 0.25 / 4)
+    with pytest.raises(ValueError):
+        losses.temporal_difference(y[:, :, :1], y[:, :, :1])
+
+
 def test_kl() -> None:
     zeros = torch.zeros(4, 16, 2, 3, 3)
     assert losses.kl_diag_gaussian(zeros, zeros) == 0.0

@@ -17,7 +17,8 @@ Models ([FlashVSR] §3.2 Stage 3, Fig. 2; spec §5):
   so it tracks the distribution of G's latents.
 
 Generator loss ([FlashVSR] total loss): L_DMD + mse_weight ||x - x_gt||^2 + lpips_weight LPIPS(x, x_gt), lpips
-weight 2. L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shifted U(t_min, t_max); the gradient
+weight 2; ``--temporal-weight`` adds our frame-difference term (:func:`losses.temporal_difference`).
+L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shifted U(t_min, t_max); the gradient
 (fake_x0(x_t) - real_x0(x_t)) / mean|x0 - real_x0(x_t)| is applied to x0 through
 0.5 ||x0 - sg(x0 - grad)||^2. Pixel terms: 2 randomly chosen consecutive latents are decoded with the frozen
 TCDecoder (its memory of the earlier latents computed without gradient) and compared with the HR frames they
@@ -87,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-attn", default="full", choices=["full", "causal"], help="attention of real/fake")
     p.add_argument("--fake-lr", type=float, default=None, help="fake-score learning rate (default --lr)")
     p.add_argument("--fake-steps", type=int, default=1, help="fake-score updates per generator update")
-    p.add_argument("--dmd-weight", type=float, default=1.0)
+    p.add_argument("--dmd-weight", type=float, default=1.0, help="0: no DMD; real and fake scores stay idle")
     p.add_argument("--mse-weight", type=float, default=1.0)
     p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of the total loss (0 = off)")
+    p.add_argument("--temporal-weight", type=float, default=0.0, help="weight of the frame-difference loss (0 = off)")
     p.add_argument("--decode-latents", type=int, default=2, help="latents decoded for the pixel losses")
     p.add_argument("--train-decoder", action="store_true", help="also train the TCDecoder (pixel terms)")
     p.add_argument("--decoder-lr", type=float, default=None, help="TCDecoder learning rate (default --lr)")
@@ -106,7 +108,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         raise DataError(f"--crop must be a multiple of {block_px} for the attention windows, got {args.crop}")
     if not 1 <= args.decode_latents <= t_lat:
         raise DataError(f"--decode-latents must be in 1..{t_lat}")
-    pixel = args.mse_weight > 0 or args.lpips_weight > 0
+    pixel = args.mse_weight > 0 or args.lpips_weight > 0 or args.temporal_weight > 0
     if (pixel or args.export) and not args.tcdecoder:
         raise ModelError("stage 3 needs --tcdecoder (pixel losses and the exported folder)")
     if args.export_only and not args.export:
@@ -220,14 +222,19 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         eps = torch.randn(x0.shape, generator=gen, device=device)
         x_t, _ = flow_matching_pair(x0.detach(), eps, sigma)
         sv = sigma.view(-1, 1, 1, 1, 1)
-        with torch.no_grad(), autocast(device, bf16):
-            v_real = real_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)  # type: ignore[misc]
-            v_fake = fake_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
-        real_x0 = x_t - sv * v_real.float()
-        fake_x0 = x_t - sv * v_fake.float()
-        l_dmd = dmd_loss(x0, real_x0, fake_x0)
+        use_dmd = args.dmd_weight > 0  # without DMD the real and fake scores are not needed at all
+        l_dmd = gap = x0.new_zeros(())
+        if use_dmd:
+            with torch.no_grad(), autocast(device, bf16):
+                v_real = real_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)  # type: ignore[misc]
+                v_fake = fake_net(x_t, sigma * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
+            real_x0 = x_t - sv * v_real.float()
+            fake_x0 = x_t - sv * v_fake.float()
+            l_dmd = dmd_loss(x0, real_x0, fake_x0)
+            gap = (real_x0 - fake_x0).abs().mean()
         l_mse = x0.new_zeros(())
         l_lp = x0.new_zeros(())
+        l_tmp = x0.new_zeros(())
         if pixel:
             n = args.decode_latents
             k = int(torch.randint(0, t_lat - n + 1, (1,), generator=gen, device=device).item())
@@ -237,7 +244,10 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 target = hr_t[:, :, fs:fe]
                 l_mse = losses.mse(frames, target)
                 l_lp = losses.perceptual(perceptual_fn, frames, target)
+                if args.temporal_weight > 0:
+                    l_tmp = losses.temporal_difference(frames, target)
         loss_g = args.dmd_weight * l_dmd + args.mse_weight * l_mse + args.lpips_weight * l_lp
+        loss_g = loss_g + args.temporal_weight * l_tmp
         gn_g = optimizer_step(loss_g, gen_net, opt_g, args.grad_clip, ema_g)  # backward fills the decoder's too
         gn_d = torch.zeros(())
         if opt_d is not None:
@@ -250,7 +260,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         x0d = x0.detach()
         l_fm = x0.new_zeros(())
         gn_f = torch.zeros(())
-        for _ in range(args.fake_steps):
+        for _ in range(args.fake_steps if use_dmd else 0):
             sf = sample_sigmas(b, args.shift, gen, device)
             ef = torch.randn(x0d.shape, generator=gen, device=device)
             xf, _ = flow_matching_pair(x0d, ef, sf)
@@ -266,8 +276,9 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             "dmd": float(l_dmd.detach()),
             "mse": float(l_mse.detach()),
             "lpips": float(l_lp.detach()),
+            "temporal": float(l_tmp.detach()),
             "fm_fake": float(l_fm.detach()),
-            "real_fake_gap": float((real_x0 - fake_x0).abs().mean()),
+            "real_fake_gap": float(gap),
             "x0_std": float(x0.detach().std()),
         }
         if opt_d is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "sample_flow_timesteps",
     "shift_timesteps",
     "tc_decoder_loss",
+    "temporal_difference",
     "video_to_images",
     "x0_from_velocity",
 ]
@@ -53,6 +54,20 @@ def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
     """Charbonnier loss, mean sqrt((x - y)^2 + eps^2): a smooth L1 [Charbonnier]."""
     d = x.float() - y.float()
     return torch.sqrt(d * d + eps * eps).mean()
+
+
+def temporal_difference(x: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error of the frame-to-frame changes of two videos (B, C, F, H, W), F >= 2:
+
+    mean ((x[t+1] - x[t]) - (y[t+1] - y[t]))^2. Zero for any output whose changes follow the target's, so it
+    penalises flicker (detail that appears and vanishes between frames) and leaves a constant offset alone;
+    our addition to Stage 3, not a term of [FlashVSR].
+    """
+    if x.ndim != 5 or x.shape[2] < 2:
+        raise ValueError(f"temporal_difference needs videos (B, C, F >= 2, H, W), got {tuple(x.shape)}")
+    dx = x.float().diff(dim=2)
+    dy = y.float().diff(dim=2)
+    return (dx - dy).square().mean()
 
 
 def psnr(x: Tensor, y: Tensor, data_range: float = 2.0) -> Tensor:
