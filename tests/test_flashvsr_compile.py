@@ -88,3 +88,33 @@ def test_compiled_decoder_matches_eager() -> None:
     with pytest.raises(ModelError):
         compile_decoder(up.dit)
     torch._dynamo.reset()
+
+
+def test_cuda_graph_mode_copies_every_output_out() -> None:
+    """mode="reduce-overhead" (CUDA graphs, whose next replay overwrites their outputs): every output of the
+    compiled DiT parts and decoder is cloned on return, nested ones too, and the stream stays exact. On the CPU
+    the graphs themselves do not apply, so this pins the copying and the results."""
+    from streamvsr.pipeline.flashvsr import _compiled, compile_decoder
+
+    kept = {}
+
+    def f(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        kept["x"] = x
+        return x, {"m": x, "n": 3}
+
+    out, mem = _compiled(f, "reduce-overhead", {"backend": "eager"})(torch.ones(3))
+    assert out.data_ptr() != kept["x"].data_ptr() and mem["m"].data_ptr() != kept["x"].data_ptr()
+    assert mem["n"] == 3 and torch.equal(out, torch.ones(3))
+    out, _ = _compiled(f, None, {"backend": "eager"})(torch.ones(3))
+    assert out.data_ptr() == kept["x"].data_ptr()  # other modes return what the graph returns
+
+    up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
+    x = _clip(3)
+
+    def both() -> None:
+        compile_dit(up.dit, mode="reduce-overhead", backend="eager")
+        compile_decoder(up.decoder, mode="reduce-overhead", backend="eager")
+
+    ref, out, _, _ = _eager_then_compiled(up, x, both)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    torch._dynamo.reset()

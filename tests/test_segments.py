@@ -19,7 +19,13 @@ from streamvsr.media.synth import make_clip, pattern_frame
 from streamvsr.pipeline.protocol import ModelSpec
 from streamvsr.pipeline.registry import load_model
 from streamvsr.pipeline.run import EncodeOptions, upscale_file
-from streamvsr.pipeline.segments import default_overlap, plan_segments, split_frames, upscale_segmented
+from streamvsr.pipeline.segments import (
+    balanced_bounds,
+    default_overlap,
+    plan_segments,
+    split_frames,
+    upscale_segmented,
+)
 
 
 def decoded(path: Path) -> tuple[list[int], list[np.ndarray], list[bytes], list[tuple]]:
@@ -72,6 +78,17 @@ class ToyStateful:
         return torch.stack(outs) if outs else torch.empty(0, 3, 0, 0)
 
 
+def test_balanced_bounds_equalise_pushed_frames() -> None:
+    for total, n, overlap, la in [(3200, 2, 49, 24), (3200, 4, 49, 24), (1000, 3, 16, 0), (10, 4, 49, 24)]:
+        segs = split_frames(total, n, overlap, la)
+        pushed = [s.hi - s.lo for s in segs]
+        assert [s.begin for s in segs][1:] == balanced_bounds(total, n, overlap, la)
+        if total > n * (overlap + la):
+            assert max(pushed) - min(pushed) <= 1, pushed
+    assert balanced_bounds(3200, 2, 49, 24) == [1612]  # 1612 + 24 = 1588 + 49 + 1 pushed frames
+    assert balanced_bounds(10, 4, 49, 24) == [2, 5, 8] and balanced_bounds(5, 1, 9, 9) == []
+
+
 def test_split_covers_every_frame_once() -> None:
     segs = split_frames(100, 3, overlap=10, lookahead=2)
     kept = [i for s in segs for i in range(s.begin, s.end)]
@@ -95,6 +112,8 @@ def test_lossless_segments_equal_single_pass(clip: Path, tmp_path: Path) -> None
     upscale_file(clip, tmp_path / "one.mkv", model, encode=enc)
     res = upscale_segmented(clip, tmp_path / "seg.mkv", model, segments=3, encode=enc)
     assert res.frames == 30
+    assert list(res.phases) == ["start", "plan", "segments", "wait", "join"]
+    assert sum(res.phases.values()) == pytest.approx(res.seconds) and min(res.phases.values()) >= 0
     a, b = decoded(tmp_path / "one.mkv"), decoded(tmp_path / "seg.mkv")
     assert a[0] == b[0] and len(b[0]) == 30  # pts
     assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
@@ -148,7 +167,8 @@ def test_look_ahead_tail_matters(clip: Path, tmp_path: Path, monkeypatch: pytest
     upscale_file(clip, tmp_path / "one.mkv", model, encode=enc)
     upscale_segmented(clip, tmp_path / "short.mkv", model, segments=3, overlap=model.memory, encode=enc)
     a, b = decoded(tmp_path / "one.mkv")[1], decoded(tmp_path / "short.mkv")[1]
-    assert [i for i, (x, y) in enumerate(zip(a, b)) if not np.array_equal(x, y)] == [8, 9, 18, 19]
+    b0, b1 = segments.balanced_bounds(30, 3, model.memory, 0)  # (12, 21)
+    assert [i for i, (x, y) in enumerate(zip(a, b)) if not np.array_equal(x, y)] == [b0 - 2, b0 - 1, b1 - 2, b1 - 1]
 
 
 def test_scene_cut_boundary(tmp_path: Path) -> None:
@@ -166,7 +186,31 @@ def test_scene_cut_boundary(tmp_path: Path) -> None:
     s0, s1 = plan.segments
     assert (s0.end, s1.begin, s1.lo) == (23, 23, 23)  # moved from the even point 20 to the cut
     even = plan_segments(src, 2, overlap=8, lookahead=1)
-    assert (even.segments[1].begin, even.segments[1].lo) == (20, 12)
+    # balanced: segment 0 pushes 24 + 1 look-ahead frames, segment 1 pushes 8 warm-up + 16 (40 + 9 = 49 in all)
+    assert (even.segments[1].begin, even.segments[1].lo) == (24, 16)
+
+
+def test_cut_scores_of_windows_equal_the_full_decode(tmp_path: Path) -> None:
+    """Windowed scene scoring (what --segments auto decodes) seeks and gives the full decode's scores there."""
+    from streamvsr.media.scenes import cut_scores
+
+    src = tmp_path / "gop.mp4"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=24)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.options = {"g": "10", "bf": "2"}  # keyframes every 10 frames, B-frames: seeks land before windows
+        for i in range(60):
+            rgb = pattern_frame(i, 64, 48)
+            if i >= 37:
+                rgb = (rgb // 4).astype(np.uint8)
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format="yuv420p")))
+        out.mux(vs.encode(None))
+    full = cut_scores(src)
+    pts = sorted(full)
+    assert len(pts) == 60 and max(full, key=full.get) == pts[37]
+    part = cut_scores(src, windows=[(pts[14], pts[22]), (pts[33], pts[41])])
+    assert sorted(part) == pts[14:23] + pts[33:42]
+    assert all(part[p] == pytest.approx(full[p]) for p in pts[15:23] + pts[34:42])
 
 
 def test_failure_leaves_nothing(clip: Path, tmp_path: Path) -> None:

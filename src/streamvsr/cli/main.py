@@ -333,6 +333,8 @@ def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw
         src, dst, model, segments=segments, overlap=kw["overlap"], device=device, encode=enc, batch=kw["batch"],
         progress=bar if show else None, rank=rank, world=world, on_segment=said,
     )  # fmt: skip
+    if kw["progress"] == "bar" and world > 1:  # where a rank's time went: start, plan, segments, wait, join
+        click.echo(f"[rank {rank}] " + ", ".join(f"{k} {v:.1f}s" for k, v in res.phases.items()), err=True)
     if kw["progress"] == "bar" and rank == 0:
         click.echo(
             f"wrote {res.output}: {res.frames} frames {res.width}x{res.height} in {res.seconds:.1f}s"

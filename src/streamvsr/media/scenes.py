@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -12,10 +14,22 @@ from ..errors import InputError
 from .reader import error_reason
 
 
-def cut_scores(src: str | Path, *, width: int = 64, height: int = 36, bins: int = 32) -> dict[int, float]:
-    """{pts: score} for every decoded video frame of ``src``; score in [0, 1] is how much the frame's luma
+def cut_scores(
+    src: str | Path,
+    *,
+    windows: Sequence[tuple[int, int]] | None = None,
+    width: int = 64,
+    height: int = 36,
+    bins: int = 32,
+) -> dict[int, float]:
+    """{pts: score} for the decoded video frames of ``src``; score in [0, 1] is how much the frame's luma
     histogram differs from the previous frame's (half the L1 distance of the normalised histograms;
-    0 for the first frame). A hard cut scores high (typically > 0.3), motion within a shot low."""
+    0 for the first frame). A hard cut scores high (typically > 0.3), motion within a shot low.
+
+    ``windows``: only the frames with ``first <= pts <= last`` for each ``(first, last)`` (stream pts, in
+    ascending order): the decoder seeks to the keyframe at or before ``first`` and stops after ``last``, so a
+    few windows of a long video cost a few windows of decoding. ``first`` itself is scored against the frame
+    decoded before it (0 when the window starts at that keyframe), so start a window one frame early."""
     try:
         c = av.open(str(src), "r")
     except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -27,15 +41,23 @@ def cut_scores(src: str | Path, *, width: int = 64, height: int = 36, bins: int 
             raise InputError(f"{src}: has no video stream")
         vs = streams[0]
         vs.thread_type = "AUTO"
-        prev: np.ndarray | None = None
         try:
-            for frame in c.decode(vs):
-                if frame.pts is None:
-                    continue
-                y = frame.reformat(width=width, height=height, format="gray").to_ndarray()
-                hist = np.bincount((y.ravel().astype(np.int32) * bins) >> 8, minlength=bins) / y.size
-                scores[int(frame.pts)] = 0.0 if prev is None else float(np.abs(hist - prev).sum() / 2)
-                prev = hist
+            for first, last in windows if windows is not None else [(None, None)]:
+                if first is not None:
+                    with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):  # a pipe: read on
+                        c.seek(int(first), stream=vs, backward=True)
+                prev: np.ndarray | None = None
+                for frame in c.decode(vs):
+                    if frame.pts is None:
+                        continue
+                    pts = int(frame.pts)
+                    if last is not None and pts > last:
+                        break
+                    y = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+                    hist = np.bincount((y.ravel().astype(np.int32) * bins) >> 8, minlength=bins) / y.size
+                    if first is None or pts >= first:
+                        scores[pts] = 0.0 if prev is None else float(np.abs(hist - prev).sum() / 2)
+                    prev = hist
         except (av.error.FFmpegError, OSError) as e:
             raise InputError(f"{src}: unreadable data while looking for scene cuts ({error_reason(e)})") from None
     return scores

@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +134,23 @@ def _compile_kw(mode: str | None, backend: str, n_copies: int) -> dict:
     return kw
 
 
+def _compiled(fn: Callable, mode: str | None, kw: dict) -> Callable:
+    """torch.compile ``fn``; under CUDA graphs (``reduce-overhead``) its outputs are cloned on return.
+
+    A graph's outputs live in the graph's own memory, which its next replay overwrites. The 30 blocks replay one
+    graph each (and the decoder's memories are read one call later), so every output is copied out first.
+    """
+    c = torch.compile(fn, **kw)
+    if mode != "reduce-overhead":
+        return c
+    from torch.utils._pytree import tree_map
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, c(*args, **kwargs))
+
+    return run
+
+
 def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile every DiT block's ``pre`` and ``post`` in place (``dynamic=False``).
 
@@ -146,8 +164,8 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
     kw = _compile_kw(mode, backend, len(dit.blocks))
     patched: list[tuple[torch.nn.Module, str]] = []
     for block in dit.blocks:
-        block.pre = torch.compile(block.pre, **kw)
-        block.post = torch.compile(block.post, **kw)
+        block.pre = _compiled(block.pre, mode, kw)
+        block.post = _compiled(block.post, mode, kw)
         patched += [(block, "pre"), (block, "post")]
     return Compiled(patched)
 
@@ -160,7 +178,7 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
     """
     if not hasattr(decoder, "_run") or not hasattr(decoder, "_mem"):
         raise ModelError("compile_decoder takes a TCDecoder")
-    decoder._run = torch.compile(decoder._run, **_compile_kw(mode, backend, 1))
+    decoder._run = _compiled(decoder._run, mode, _compile_kw(mode, backend, 1))
     return Compiled([(decoder, "_run")])
 
 

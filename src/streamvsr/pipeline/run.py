@@ -55,6 +55,7 @@ class RunResult:
     output: str
     width: int
     height: int
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, where a run has several
 
 
 @dataclass(frozen=True)

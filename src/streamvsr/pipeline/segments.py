@@ -1,6 +1,7 @@
 """One video, several workers: split the frames into segments, upscale each, join by remuxing.
 
-The frames are split into N contiguous ranges. A model keeps temporal state (FlashVSR a KV cache of
+The frames are split into N contiguous ranges, balanced so that every segment pushes the same number of
+frames, warm-up and look-ahead included (:func:`balanced_bounds`). A model keeps temporal state (FlashVSR a KV cache of
 previous windows, Stream-DiffVSR its previous output), so a segment that started cold would differ
 from the same frames processed in one stream, and the seam would show. Each segment therefore also
 decodes and pushes ``overlap`` warm-up frames before its range and ``spec.latency`` look-ahead frames
@@ -11,9 +12,9 @@ kept frame is made by a steady call with a full cache; for latency-0 recurrent m
 the previous output) 16 frames, half a second, over which the cold start fades.
 
 ``segments="auto"``: one segment per worker (WORLD_SIZE, 1 without torchrun), each boundary moved to
-the strongest scene cut (luma-histogram change of a downscaled decode) within a quarter of a segment of
-the even split point. At a cut no warm-up is used: the model's memory of the previous shot is worthless
-there. Without a cut nearby, the even point with the overlap is used.
+the strongest scene cut (luma-histogram change of a downscaled decode of the frames within reach only)
+within a quarter of a segment of the balanced split point. At a cut no warm-up is used: the model's memory
+of the previous shot is worthless there. Without a cut nearby, the balanced point with the overlap is used.
 
 Each segment is encoded to ``.OUT.segments/part-NNNN.nut`` next to the output (NUT keeps timestamps
 exact), with the same encoder settings, starting with a keyframe. Then rank 0 (after a barrier, or the
@@ -68,18 +69,37 @@ class SegmentPlan:
         return FrameRange(seek, self.pts[s.lo], self.pts[s.hi - 1], self.pts[s.begin], self.pts[s.end - 1])
 
 
+def balanced_bounds(total: int, n: int, overlap: int, lookahead: int) -> list[int]:
+    """The N-1 inner boundaries that give every segment the same number of *pushed* frames.
+
+    Segment k pushes its kept frames, plus ``overlap`` warm-up frames if k > 0 and ``lookahead`` frames if
+    k < N-1; so the first and last segments keep more frames than the inner ones. Where that would leave a
+    segment with fewer than one kept frame (a very short video), the even split."""
+    if n <= 1:
+        return []
+    work = (total + (n - 1) * (overlap + lookahead)) / n
+    bounds, at = [], 0.0
+    for k in range(n - 1):
+        at += work - (overlap if k > 0 else 0) - lookahead
+        bounds.append(round(at))
+    edges = [0, *bounds, total]
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        return [round(k * total / n) for k in range(1, n)]
+    return bounds
+
+
 def split_frames(
     total: int, n: int, overlap: int, lookahead: int, bounds: list[int] | None = None, cuts: frozenset = frozenset()
 ) -> list[Segment]:
-    """N contiguous segments of ``total`` frames (even split unless ``bounds``, the N-1 inner boundaries);
-    a boundary in ``cuts`` gets no warm-up."""
+    """N contiguous segments of ``total`` frames (:func:`balanced_bounds` unless ``bounds``, the N-1 inner
+    boundaries); a boundary in ``cuts`` gets no warm-up."""
     if n < 1:
         raise InputError(f"--segments must be at least 1, got {n}")
     if n > total:
         raise InputError(f"--segments {n} is more than the video's {total} frames")
     if overlap < 0:
         raise InputError(f"--overlap must be 0 or more, got {overlap}")
-    inner = bounds if bounds is not None else [round(k * total / n) for k in range(1, n)]
+    inner = bounds if bounds is not None else balanced_bounds(total, n, overlap, lookahead)
     edges = [0, *inner, total]
     segs = []
     for i in range(n):
@@ -91,16 +111,25 @@ def split_frames(
     return segs
 
 
-def _scene_bounds(src: str | Path, pts: list[int], n: int) -> tuple[list[int], frozenset]:
+def _scene_bounds(src: str | Path, pts: list[int], n: int, overlap: int, lookahead: int) -> tuple[list[int], frozenset]:
+    """Boundaries moved from the balanced split points to the strongest scene cut within reach."""
     from streamvsr.media.scenes import cut_scores
 
-    scores = cut_scores(src)
     total = len(pts)
+    reach = max(1, total // (n * CUT_WINDOW))
+    points = balanced_bounds(total, n, overlap, lookahead)
+    # only the frames each split point may move to (and the one before each window, for its first score)
+    spans: list[list[int]] = []
+    for even in points:
+        lo, hi = max(0, even - reach - 1), min(total - 1, even + reach)
+        if spans and lo <= spans[-1][1] + 1:
+            spans[-1][1] = hi
+        else:
+            spans.append([lo, hi])
+    scores = cut_scores(src, windows=[(pts[lo], pts[hi]) for lo, hi in spans])
     score = [scores.get(p, 0.0) for p in pts]
     bounds, cuts = [], set()
-    reach = max(1, total // (n * CUT_WINDOW))
-    for k in range(1, n):
-        even = round(k * total / n)
+    for k, even in enumerate(points, start=1):
         lo = max(bounds[-1] + 1 if bounds else 1, even - reach)
         hi = min(total - (n - k), even + reach)
         best = max(range(lo, hi + 1), key=lambda i: (score[i], -abs(i - even)), default=even)
@@ -130,7 +159,7 @@ def plan_segments(src: str | Path, segments: int | str, overlap: int, lookahead:
         n = world
         if n > len(pts):
             raise InputError(f"--segments auto: {n} workers for only {len(pts)} frames")
-        bounds, cuts = _scene_bounds(src, pts, n) if n > 1 else ([], frozenset())
+        bounds, cuts = _scene_bounds(src, pts, n, overlap, lookahead) if n > 1 else ([], frozenset())
         segs = split_frames(len(pts), n, overlap, lookahead, bounds, cuts)
     else:
         segs = split_frames(len(pts), int(segments), overlap, lookahead)
@@ -234,6 +263,7 @@ def upscale_segmented(
     t0 = time.perf_counter()
     work = parts_folder(dst)
     group = _Group(rank, world)
+    phases = {"start": time.perf_counter() - t0}  # start: the ranks meet; plan, segments, wait, join
     mine: list[Path] = []
     try:
         plan: SegmentPlan | StreamVSRError | None = None
@@ -245,6 +275,7 @@ def upscale_segmented(
             except StreamVSRError as e:
                 plan = e
         plan = group.broadcast(plan)
+        phases["plan"] = time.perf_counter() - t0 - phases["start"]
         if isinstance(plan, StreamVSRError):
             raise plan
         assert isinstance(plan, SegmentPlan)
@@ -278,10 +309,13 @@ def upscale_segmented(
             done += res.frames
             if on_segment is not None:
                 on_segment(seg, res)
+        t1 = time.perf_counter()
+        phases["segments"] = t1 - t0 - phases["start"] - phases["plan"]
         group.barrier()
+        t2 = time.perf_counter()
+        phases["wait"] = t2 - t1
         if rank != 0:
-            el = time.perf_counter() - t0
-            return RunResult(done, el, str(work), info.width * s, info.height * s)
+            return RunResult(done, t2 - t0, str(work), info.width * s, info.height * s, phases)
         parts = [work / f"part-{seg.index:04d}.nut" for seg in plan.segments]
         frames = concat_video(
             parts, dst, info, plan.pts, [seg.begin for seg in plan.segments], format=encode.format,
@@ -293,9 +327,10 @@ def upscale_segmented(
             raise OutputError(f"{dst}: joined {frames} frames of {len(plan.pts)}; output removed")
         shutil.rmtree(work, ignore_errors=True)
         el = time.perf_counter() - t0
+        phases["join"] = el - (t2 - t0)
         if progress is not None:  # this rank's frames, as the reports before
             progress(Progress(done, total, done / el if el > 0 else 0.0, el, 0.0, done=True))
-        return RunResult(frames, el, str(dst), info.width * s, info.height * s)
+        return RunResult(frames, el, str(dst), info.width * s, info.height * s, phases)
     except BaseException:
         if rank == 0:
             shutil.rmtree(work, ignore_errors=True)
