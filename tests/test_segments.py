@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import streamvsr.pipeline.segments as segments_mod
 from streamvsr.cli.main import cli
 from streamvsr.errors import InputError
 from streamvsr.media.synth import make_clip, pattern_frame
@@ -112,7 +113,7 @@ def test_lossless_segments_equal_single_pass(clip: Path, tmp_path: Path) -> None
     upscale_file(clip, tmp_path / "one.mkv", model, encode=enc)
     res = upscale_segmented(clip, tmp_path / "seg.mkv", model, segments=3, encode=enc)
     assert res.frames == 30
-    assert list(res.phases) == ["start", "plan", "segments", "wait", "join"]
+    assert list(res.phases) == ["start", "plan", "segments", "join_ready", "wait", "join"]
     assert sum(res.phases.values()) == pytest.approx(res.seconds) and min(res.phases.values()) >= 0
     a, b = decoded(tmp_path / "one.mkv"), decoded(tmp_path / "seg.mkv")
     assert a[0] == b[0] and len(b[0]) == 30  # pts
@@ -185,6 +186,19 @@ def test_scene_cut_boundary(tmp_path: Path) -> None:
     plan = plan_segments(src, "auto", overlap=8, lookahead=1, world=2)
     s0, s1 = plan.segments
     assert (s0.end, s1.begin, s1.lo) == (23, 23, 23)  # moved from the even point 20 to the cut
+    # the CLI's scan made while the model loads: the plan then decodes nothing more, and equals the plan without
+    import streamvsr.media.scenes as scenes
+
+    scan = segments_mod.prescan_scenes(src, 2)
+    calls = []
+    real = scenes.cut_scores
+    scenes.cut_scores = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        assert plan_segments(src, "auto", overlap=8, lookahead=1, world=2, scan=scan) == plan and not calls
+        narrow = segments_mod.SceneScan(scan.frames, ((0, 3),), scan.scores)  # covers too little: scanned again
+        assert plan_segments(src, "auto", overlap=8, lookahead=1, world=2, scan=narrow) == plan and calls
+    finally:
+        scenes.cut_scores = real
     even = plan_segments(src, 2, overlap=8, lookahead=1)
     # balanced: segment 0 pushes 24 + 1 look-ahead frames, segment 1 pushes 8 warm-up + 16 (40 + 9 = 49 in all)
     assert (even.segments[1].begin, even.segments[1].lo) == (24, 16)
@@ -211,6 +225,18 @@ def test_cut_scores_of_windows_equal_the_full_decode(tmp_path: Path) -> None:
     part = cut_scores(src, windows=[(pts[14], pts[22]), (pts[33], pts[41])])
     assert sorted(part) == pts[14:23] + pts[33:42]
     assert all(part[p] == pytest.approx(full[p]) for p in pts[15:23] + pts[34:42])
+
+
+def test_scene_luma_reads_the_y_plane_or_scales() -> None:
+    from streamvsr.media.scenes import _luma
+
+    rgb = pattern_frame(5, 320, 180)
+    yuv = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format="yuv420p")
+    gray = yuv.reformat(width=64, height=36, format="gray").to_ndarray()
+    fast = _luma(yuv, 64, 36)  # every 5th row and column of the Y plane
+    # the same picture; the Y plane keeps limited range (16-235), the gray copy is full range
+    assert fast.shape == (36, 64) and np.corrcoef(fast.ravel(), gray.ravel())[0, 1] > 0.9
+    assert _luma(av.VideoFrame.from_ndarray(rgb, "rgb24"), 64, 36).shape == (36, 64)  # other formats: scaled
 
 
 def test_failure_leaves_nothing(clip: Path, tmp_path: Path) -> None:

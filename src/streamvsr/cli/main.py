@@ -258,6 +258,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         with open_reader(input_path, start=kw["start"], duration=kw["duration"]) as r:
             if r.info.frame_count_exact and r.info.frame_count:
                 model_opts["num_frames"] = r.info.frame_count
+    scan = _start_prescan(input_path, segments)  # scene scores for the split points, while the model loads
     model = load_model(
         kw["model"],
         weights=kw["weights"],
@@ -270,7 +271,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     json_stream = sys.stderr if output == "-" else sys.stdout
     bar = _Bar(kw["progress"], json_stream)
     if segments is not None:
-        _upscale_segmented(input_path, output, model, device, enc, segments, kw, bar)
+        _upscale_segmented(input_path, output, model, device, enc, segments, kw, bar, scan)
         return
     res = upscale_file(
         input_path,
@@ -317,12 +318,35 @@ def _rank_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
 
 
-def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw: dict, bar) -> None:  # noqa: ANN001
+def _start_prescan(src: str, segments: int | str | None):  # noqa: ANN202
+    """``--segments auto`` on rank 0 of several: a thread that scores the frames near the split points (see
+    :func:`~streamvsr.pipeline.segments.prescan_scenes`), so planning costs nothing once the model is loaded.
+    Returns a future, or None."""
+    from streamvsr.pipeline.jobs import rank_and_world
+
+    rank, world = rank_and_world()
+    if segments != "auto" or rank != 0 or world < 2 or src == "-" or Path(src).is_dir():
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streamvsr.pipeline.segments import prescan_scenes
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="prescan")
+    future = pool.submit(prescan_scenes, src, world)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw: dict, bar, scan=None) -> None:  # noqa: ANN001
     """``upscale --segments``: this rank's segments; rank 0 (or the single process) joins them."""
     from streamvsr.pipeline.jobs import rank_and_world
     from streamvsr.pipeline.segments import upscale_segmented
 
     rank, world = rank_and_world()
+    try:  # the pre-scan is only a head start: any failure of it leaves the planning to do the scan itself
+        scan = scan.result() if scan is not None else None
+    except Exception:  # noqa: BLE001
+        scan = None
     show = kw["progress"] != "none" and rank == 0
 
     def said(seg, res) -> None:  # noqa: ANN001
@@ -331,7 +355,7 @@ def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw
 
     res = upscale_segmented(
         src, dst, model, segments=segments, overlap=kw["overlap"], device=device, encode=enc, batch=kw["batch"],
-        progress=bar if show else None, rank=rank, world=world, on_segment=said,
+        progress=bar if show else None, rank=rank, world=world, on_segment=said, scan=scan,
     )  # fmt: skip
     if kw["progress"] == "bar" and world > 1:  # where a rank's time went: start, plan, segments, wait, join
         click.echo(f"[rank {rank}] " + ", ".join(f"{k} {v:.1f}s" for k, v in res.phases.items()), err=True)

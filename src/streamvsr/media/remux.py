@@ -179,6 +179,142 @@ def _rescale(value: int, src_tb: Fraction, dst_tb: Fraction) -> int:
     return round(value * src_tb / dst_tb)
 
 
+class VideoJoin:
+    """Join the video streams of parts into ``dst`` by copying packets, one part at a time, in order.
+
+    :func:`concat_video` in steps, so a caller can copy the parts that are ready while others are still
+    being made (``--segments``: rank 0 copies its own first part while the other ranks finish theirs). The
+    parts must be encoded with the same encoder settings (same codec, size, pixel format and codec header)
+    and each must start with a keyframe. ``pts``: every output frame's timestamp in display order
+    (``src_info.time_base`` units); :meth:`add` takes a part and the index in ``pts`` of its first frame.
+    Timestamps are restored from them: a part whose container moved its start (NUT shifts a stream whose
+    first dts would be negative) is shifted back, and decode timestamps a container does not store (NUT and
+    Matroska keep none for the first packets of a stream with B-frames) are filled in with the ones a
+    single encode gives: the n-th packet decodes at the time of the frame ``delay`` frames before it.
+    ``copy_from``: the source whose audio/subtitle packets are copied once for the whole output. The output
+    is renamed into place by :meth:`finish` only; :meth:`abort` (or any error) leaves nothing.
+    """
+
+    def __init__(
+        self,
+        dst: str | Path,
+        src_info: StreamInfo,
+        pts: Sequence[int],
+        *,
+        format: str = "auto",
+        copy_from: str | Path | None = None,
+        copy_audio: bool = True,
+        copy_subtitles: bool = True,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(dst)
+        self._muxer = container_muxer(self.path, format)
+        for other in (src_info.source, copy_from):
+            if other is not None and str(other) != "-" and self.path.exists() and same_file(self.path, other):
+                raise OutputError(f"{dst}: is the input; choose another output name")
+        self._info, self._pts = src_info, pts
+        self._copy = {"copy_from": copy_from, "copy_audio": copy_audio, "copy_subtitles": copy_subtitles}
+        self._overwrite = overwrite
+        self._src_tb = Fraction(src_info.time_base)
+        self._step = max(1, round(1 / (Fraction(src_info.fps) * self._src_tb)))  # one frame
+        self._writer: _RemuxWriter | None = None
+        self._sig: tuple | None = None
+        self._last_dts: int | None = None
+
+    def _dts_at(self, k: int, d: int, first: int, tb: Fraction) -> int:
+        """dts of a part's k-th packet with a reorder delay of d packets: the frame d earlier; before the
+        video's first frame, as x264 does: its pts less the delay (pts[d] - pts[0])."""
+        pts = self._pts
+        j = first + k - d
+        if j >= 0:
+            return _rescale(pts[j], self._src_tb, tb)
+        delay = pts[min(d, len(pts) - 1)] - pts[0]
+        return _rescale(pts[min(k, len(pts) - 1)] - (delay if delay > 0 else d * self._step), self._src_tb, tb)
+
+    def add(self, part: str | Path, first: int) -> None:
+        """Copy the packets of ``part``, whose first frame is ``pts[first]``."""
+        try:
+            c = av.open(str(part), "r")
+        except (av.error.FFmpegError, OSError) as e:
+            self.abort()
+            raise OutputError(f"{part}: cannot read this part ({error_reason(e)})") from None
+        try:
+            vs = _video_stream(c)
+            if vs is None:
+                raise OutputError(f"{part}: a part has no video stream")
+            if self._sig is None:
+                self._sig = _signature(vs)
+            elif _signature(vs) != self._sig:
+                raise OutputError(
+                    f"{part}: encoded differently from {self._first_part}; cannot join without re-encoding"
+                )
+            if self._writer is None:
+                target = AtomicTarget(self.path, overwrite=self._overwrite, is_dir=False)
+                try:
+                    self._writer = _RemuxWriter(target, self._muxer, self._info, vs, **self._copy)
+                except BaseException:
+                    target.discard()
+                    raise
+            self._copy_packets(c, vs, first)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            c.close()
+
+    def _copy_packets(self, c: av.container.InputContainer, vs: av.VideoStream, first: int) -> None:
+        writer = self._writer
+        assert writer is not None
+        shift: int | None = None
+        leading: list[av.Packet] = []
+        k = 0
+        for pk in c.demux(vs):
+            if pk.size == 0:
+                continue
+            tb = Fraction(pk.time_base)
+            if shift is None:
+                if pk.pts is None:
+                    raise OutputError(f"{self.path}: a part's first packet has no timestamp")
+                shift = _rescale(self._pts[first], self._src_tb, tb) - pk.pts
+            if pk.pts is not None:
+                pk.pts += shift
+            if pk.dts is not None:
+                pk.dts += shift
+            if pk.dts is None and k == len(leading):  # no dts yet in this part: wait for the first
+                leading.append(pk)
+                k += 1
+                continue
+            if leading:
+                d = len(leading)
+                for i, lp in enumerate(leading):
+                    lp.dts = self._dts_at(i, d, first, Fraction(lp.time_base))
+                    writer.write_packet(lp)
+                leading = []
+            if pk.dts is None and self._last_dts is not None:
+                pk.dts = self._last_dts + 1
+            self._last_dts = pk.dts
+            writer.write_packet(pk)
+            k += 1
+        d = len(leading)
+        for i, lp in enumerate(leading):  # a part whose packets all lack dts
+            lp.dts = self._dts_at(i, d, first, Fraction(lp.time_base))
+            writer.write_packet(lp)
+
+    def finish(self) -> int:
+        """Copy the rest of the audio/subtitles, rename the output into place; returns the frames written."""
+        if self._writer is None:
+            raise ValueError("no parts to join")
+        writer, self._writer = self._writer, None
+        writer.close()
+        return writer.frames_written
+
+    def abort(self) -> None:
+        """Delete the partial output (idempotent)."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.abort()
+
+
 def concat_video(
     parts: Sequence[str | Path],
     dst: str | Path,
@@ -194,98 +330,16 @@ def concat_video(
 ) -> int:
     """Join the video streams of ``parts`` (in order) into ``dst`` by copying packets; returns the frames.
 
-    The parts must be encoded with the same encoder settings (same codec, size, pixel format and codec
-    header) and each must start with a keyframe. ``pts``: every output frame's timestamp in display
-    order (``src_info.time_base`` units); ``starts``: the index in ``pts`` of each part's first frame.
-    Timestamps are restored from them: a part whose container moved its start (NUT shifts a stream whose
-    first dts would be negative) is shifted back, and decode timestamps a container does not store (NUT
-    and Matroska keep none for the first packets of a stream with B-frames) are filled in with the ones a
-    single encode gives: the n-th packet decodes at the time of the frame ``delay`` frames before it.
-    ``copy_from``: the source whose audio/subtitle packets are copied once for the whole output. The
-    result is renamed into place only when complete.
+    ``starts``: the index in ``pts`` of each part's first frame. See :class:`VideoJoin` for the rules.
     """
     if not parts:
         raise ValueError("no parts to join")
     if len(starts) != len(parts):
         raise ValueError("starts needs one frame index per part")
-    path = Path(dst)
-    muxer = container_muxer(path, format)
-    for other in (src_info.source, copy_from):
-        if other is not None and str(other) != "-" and path.exists() and same_file(path, other):
-            raise OutputError(f"{dst}: is the input; choose another output name")
-    src_tb = Fraction(src_info.time_base)
-    step = max(1, round(1 / (Fraction(src_info.fps) * src_tb)))  # one frame
-    inputs = []
-    try:
-        for p in parts:
-            try:
-                inputs.append(av.open(str(p), "r"))
-            except (av.error.FFmpegError, OSError) as e:
-                raise OutputError(f"{p}: cannot read this part ({error_reason(e)})") from None
-        streams = [_video_stream(c) for c in inputs]
-        if any(s is None for s in streams):
-            raise OutputError("a part has no video stream")
-        sig = _signature(streams[0])
-        for p, s in zip(parts, streams):
-            if _signature(s) != sig:
-                raise OutputError(f"{p}: encoded differently from the first part; cannot join without re-encoding")
-        target = AtomicTarget(path, overwrite=overwrite, is_dir=False)
-        try:
-            writer = _RemuxWriter(
-                target, muxer, src_info, streams[0], copy_from=copy_from, copy_audio=copy_audio,
-                copy_subtitles=copy_subtitles,
-            )  # fmt: skip
-        except BaseException:
-            target.discard()
-            raise
-
-        def dts_at(k: int, d: int, first: int, tb: Fraction) -> int:
-            """dts of a part's k-th packet with a reorder delay of d packets: the frame d earlier; before
-            the video's first frame, as x264 does: its pts less the delay (pts[d] - pts[0])."""
-            j = first + k - d
-            if j >= 0:
-                return _rescale(pts[j], src_tb, tb)
-            delay = pts[min(d, len(pts) - 1)] - pts[0]
-            return _rescale(pts[min(k, len(pts) - 1)] - (delay if delay > 0 else d * step), src_tb, tb)
-
-        with writer:
-            last_dts: int | None = None
-            for c, vs, first in zip(inputs, streams, starts):
-                shift: int | None = None
-                leading: list[av.Packet] = []
-                k = 0
-                for pk in c.demux(vs):
-                    if pk.size == 0:
-                        continue
-                    tb = Fraction(pk.time_base)
-                    if shift is None:
-                        if pk.pts is None:
-                            raise OutputError(f"{path}: a part's first packet has no timestamp")
-                        shift = _rescale(pts[first], src_tb, tb) - pk.pts
-                    if pk.pts is not None:
-                        pk.pts += shift
-                    if pk.dts is not None:
-                        pk.dts += shift
-                    if pk.dts is None and k == len(leading):  # no dts yet in this part: wait for the first
-                        leading.append(pk)
-                        k += 1
-                        continue
-                    if leading:
-                        d = len(leading)
-                        for i, lp in enumerate(leading):
-                            lp.dts = dts_at(i, d, first, Fraction(lp.time_base))
-                            writer.write_packet(lp)
-                        leading = []
-                    if pk.dts is None and last_dts is not None:
-                        pk.dts = last_dts + 1
-                    last_dts = pk.dts
-                    writer.write_packet(pk)
-                    k += 1
-                d = len(leading)
-                for i, lp in enumerate(leading):  # a part whose packets all lack dts
-                    lp.dts = dts_at(i, d, first, Fraction(lp.time_base))
-                    writer.write_packet(lp)
-        return writer.frames_written
-    finally:
-        for c in inputs:
-            c.close()
+    join = VideoJoin(
+        dst, src_info, pts, format=format, copy_from=copy_from, copy_audio=copy_audio,
+        copy_subtitles=copy_subtitles, overwrite=overwrite,
+    )  # fmt: skip
+    for p, first in zip(parts, starts):
+        join.add(p, first)
+    return join.finish()

@@ -13,6 +13,19 @@ import numpy as np
 from ..errors import InputError
 from .reader import error_reason
 
+# 8-bit formats whose first plane is the luma: read in place, every k-th pixel (no scaler)
+_LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"})
+
+
+def _luma(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """About ``width x height`` luma samples of ``frame``: its Y plane decimated, or a scaled gray copy for
+    other pixel formats. (The scaler costs about 60% of a small H.264 decode; decimating costs nothing.)"""
+    if frame.format.name not in _LUMA_FIRST:
+        return frame.reformat(width=width, height=height, format="gray").to_ndarray()
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return y[:: max(1, plane.height // height), :: max(1, plane.width // width)]
+
 
 def cut_scores(
     src: str | Path,
@@ -53,7 +66,7 @@ def cut_scores(
                     pts = int(frame.pts)
                     if last is not None and pts > last:
                         break
-                    y = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+                    y = _luma(frame, width, height)
                     hist = np.bincount((y.ravel().astype(np.int32) * bins) >> 8, minlength=bins) / y.size
                     if first is None or pts >= first:
                         scores[pts] = 0.0 if prev is None else float(np.abs(hist - prev).sum() / 2)

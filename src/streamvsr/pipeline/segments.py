@@ -111,23 +111,67 @@ def split_frames(
     return segs
 
 
-def _scene_bounds(src: str | Path, pts: list[int], n: int, overlap: int, lookahead: int) -> tuple[list[int], frozenset]:
-    """Boundaries moved from the balanced split points to the strongest scene cut within reach."""
+PRESCAN_MARGIN = 256  # frames scored beyond the reach of the even split points by prescan_scenes
+
+
+@dataclass(frozen=True)
+class SceneScan:
+    """Scene-cut scores of some frames of a video: ``spans`` are the frame-index ranges [lo, hi] scored."""
+
+    frames: int
+    spans: tuple[tuple[int, int], ...]
+    scores: dict[int, float]  # pts -> score
+
+    def covers(self, spans: list[list[int]]) -> bool:
+        return all(any(a <= lo and hi <= b for a, b in self.spans) for lo, hi in spans)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def _scan(src: str | Path, pts: list[int], spans: list[list[int]]) -> SceneScan:
     from streamvsr.media.scenes import cut_scores
 
+    scores = cut_scores(src, windows=[(pts[lo], pts[hi]) for lo, hi in spans])
+    return SceneScan(len(pts), tuple((lo, hi) for lo, hi in spans), scores)
+
+
+def prescan_scenes(src: str | Path, workers: int, margin: int = PRESCAN_MARGIN) -> SceneScan | None:
+    """The scene scores ``--segments auto`` on ``workers`` workers will need, before the model is known.
+
+    The split points depend on the model's warm-up and look-ahead (:func:`balanced_bounds`), so this scores
+    the frames within reach of the even points plus ``margin``; the CLI runs it while the model loads, and
+    :func:`plan_segments` scans whatever it does not cover. None for a video without a packet index."""
+    from streamvsr.media.remux import video_index
+
+    index = video_index(src)
+    if index is None or workers < 2 or len(index.pts) < workers:
+        return None
+    total = len(index.pts)
+    reach = max(1, total // (workers * CUT_WINDOW)) + margin
+    points = [round(k * total / workers) for k in range(1, workers)]
+    return _scan(src, index.pts, _merge([(max(0, e - reach - 1), min(total - 1, e + reach)) for e in points]))
+
+
+def _scene_bounds(
+    src: str | Path, pts: list[int], n: int, overlap: int, lookahead: int, scan: SceneScan | None = None
+) -> tuple[list[int], frozenset]:
+    """Boundaries moved from the balanced split points to the strongest scene cut within reach."""
     total = len(pts)
     reach = max(1, total // (n * CUT_WINDOW))
     points = balanced_bounds(total, n, overlap, lookahead)
     # only the frames each split point may move to (and the one before each window, for its first score)
-    spans: list[list[int]] = []
-    for even in points:
-        lo, hi = max(0, even - reach - 1), min(total - 1, even + reach)
-        if spans and lo <= spans[-1][1] + 1:
-            spans[-1][1] = hi
-        else:
-            spans.append([lo, hi])
-    scores = cut_scores(src, windows=[(pts[lo], pts[hi]) for lo, hi in spans])
-    score = [scores.get(p, 0.0) for p in pts]
+    spans = _merge([(max(0, e - reach - 1), min(total - 1, e + reach)) for e in points])
+    if scan is None or scan.frames != total or not scan.covers(spans):
+        scan = _scan(src, pts, spans)
+    score = [scan.scores.get(p, 0.0) for p in pts]
     bounds, cuts = [], set()
     for k, even in enumerate(points, start=1):
         lo = max(bounds[-1] + 1 if bounds else 1, even - reach)
@@ -141,8 +185,11 @@ def _scene_bounds(src: str | Path, pts: list[int], n: int, overlap: int, lookahe
     return bounds, frozenset(cuts)
 
 
-def plan_segments(src: str | Path, segments: int | str, overlap: int, lookahead: int, world: int = 1) -> SegmentPlan:
-    """Frame index of ``src`` and its segments (``segments``: a count, or "auto" = one per worker at scene cuts)."""
+def plan_segments(
+    src: str | Path, segments: int | str, overlap: int, lookahead: int, world: int = 1, scan: SceneScan | None = None
+) -> SegmentPlan:
+    """Frame index of ``src`` and its segments (``segments``: a count, or "auto" = one per worker at scene
+    cuts; ``scan``: scores from :func:`prescan_scenes`, used where they cover what the plan needs)."""
     from streamvsr.media import open_reader
     from streamvsr.media.remux import video_index
 
@@ -159,7 +206,7 @@ def plan_segments(src: str | Path, segments: int | str, overlap: int, lookahead:
         n = world
         if n > len(pts):
             raise InputError(f"--segments auto: {n} workers for only {len(pts)} frames")
-        bounds, cuts = _scene_bounds(src, pts, n, overlap, lookahead) if n > 1 else ([], frozenset())
+        bounds, cuts = _scene_bounds(src, pts, n, overlap, lookahead, scan) if n > 1 else ([], frozenset())
         segs = split_frames(len(pts), n, overlap, lookahead, bounds, cuts)
     else:
         segs = split_frames(len(pts), int(segments), overlap, lookahead)
@@ -224,6 +271,7 @@ def upscale_segmented(
     rank: int | None = None,
     world: int | None = None,
     on_segment: Callable[[Segment, RunResult], None] | None = None,
+    scan: SceneScan | None = None,
 ) -> RunResult:
     """Upscale ``src`` into ``dst`` as segments (this rank's share of them), joined by rank 0.
 
@@ -231,7 +279,7 @@ def upscale_segmented(
     one after another). The result on rank 0 describes the joined output; on other ranks, their parts.
     """
     from streamvsr.media import open_reader, open_writer
-    from streamvsr.media.remux import concat_video, container_muxer
+    from streamvsr.media.remux import VideoJoin, container_muxer
     from streamvsr.media.writer import DEFAULT_CODEC, DEFAULT_CODECS, png_target
 
     encode = encode or EncodeOptions()
@@ -265,11 +313,12 @@ def upscale_segmented(
     group = _Group(rank, world)
     phases = {"start": time.perf_counter() - t0}  # start: the ranks meet; plan, segments, wait, join
     mine: list[Path] = []
+    join: VideoJoin | None = None
     try:
         plan: SegmentPlan | StreamVSRError | None = None
         if rank == 0:
             try:
-                plan = plan_segments(src, segments, overlap, lookahead, world)
+                plan = plan_segments(src, segments, overlap, lookahead, world, scan)
                 shutil.rmtree(work, ignore_errors=True)  # parts of an interrupted run
                 work.mkdir()
             except StreamVSRError as e:
@@ -311,27 +360,37 @@ def upscale_segmented(
                 on_segment(seg, res)
         t1 = time.perf_counter()
         phases["segments"] = t1 - t0 - phases["start"] - phases["plan"]
-        group.barrier()
+        parts = [(work / f"part-{seg.index:04d}.nut", seg) for seg in plan.segments]
+        if rank == 0:  # copy the parts that are ready (this rank's first ones) while the others finish theirs
+            join = VideoJoin(
+                dst, info, plan.pts, format=encode.format, copy_from=src if copy else None,
+                copy_audio=encode.copy_audio, copy_subtitles=encode.copy_subtitles, overwrite=encode.overwrite,
+            )  # fmt: skip
+            while parts and parts[0][1].index % world == 0:
+                part, seg = parts.pop(0)
+                join.add(part, seg.begin)
         t2 = time.perf_counter()
-        phases["wait"] = t2 - t1
-        if rank != 0:
-            return RunResult(done, t2 - t0, str(work), info.width * s, info.height * s, phases)
-        parts = [work / f"part-{seg.index:04d}.nut" for seg in plan.segments]
-        frames = concat_video(
-            parts, dst, info, plan.pts, [seg.begin for seg in plan.segments], format=encode.format,
-            copy_from=src if copy else None, copy_audio=encode.copy_audio, copy_subtitles=encode.copy_subtitles,
-            overwrite=encode.overwrite,
-        )  # fmt: skip
+        phases["join_ready"] = t2 - t1
+        group.barrier()
+        t3 = time.perf_counter()
+        phases["wait"] = t3 - t2
+        if join is None:
+            return RunResult(done, t3 - t0, str(work), info.width * s, info.height * s, phases)
+        for part, seg in parts:
+            join.add(part, seg.begin)
+        frames = join.finish()
         if frames != len(plan.pts):  # never seen: every part was counted above
             Path(dst).unlink(missing_ok=True)
             raise OutputError(f"{dst}: joined {frames} frames of {len(plan.pts)}; output removed")
         shutil.rmtree(work, ignore_errors=True)
         el = time.perf_counter() - t0
-        phases["join"] = el - (t2 - t0)
+        phases["join"] = el - (t3 - t0)
         if progress is not None:  # this rank's frames, as the reports before
             progress(Progress(done, total, done / el if el > 0 else 0.0, el, 0.0, done=True))
         return RunResult(frames, el, str(dst), info.width * s, info.height * s, phases)
     except BaseException:
+        if join is not None:
+            join.abort()
         if rank == 0:
             shutil.rmtree(work, ignore_errors=True)
         else:
