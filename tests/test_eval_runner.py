@@ -280,9 +280,12 @@ def test_model_labels():
     assert model_labels(["flashvsr", "flashvsr", "bicubic"], ["runs/a", "runs/b/", None]) == [
         "flashvsr@a", "flashvsr@b", "bicubic"
     ]  # fmt: skip
-    assert model_labels(["flashvsr", "flashvsr", "flashvsr"], ["x/ckpt", "y/ckpt", "z/ckpt"]) == [
-        "flashvsr@ckpt", "flashvsr@ckpt#2", "flashvsr@ckpt#3"
-    ]  # fmt: skip
+    assert model_labels(["flashvsr", "flashvsr", "flashvsr"], ["r/x/ckpt", "r/y/ckpt", "z/ckpt"]) == [
+        "flashvsr@x/ckpt",
+        "flashvsr@y/ckpt",
+        "flashvsr@z/ckpt",
+    ]  # fmt: skip  (as many path parts as tell them apart)
+    assert model_labels(["flashvsr", "flashvsr"], ["a/ckpt", "a/ckpt"]) == ["flashvsr@ckpt", "flashvsr@ckpt#2"]
     assert model_labels(["flashvsr", "stream-diffvsr"], ["a/ckpt", "b/ckpt"]) == ["flashvsr", "stream-diffvsr"]
     assert model_labels(["bicubic", "bicubic"]) == ["bicubic", "bicubic#2"]
 
@@ -349,7 +352,7 @@ def test_cli_eval_two_checkpoints_of_one_model(tmp_path: Path, small_seq: Path, 
              "--json", str(out), "--report", str(rep))  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = [line.split()[0] for line in r.stdout.splitlines()[1:]]
-    assert rows == ["flashvsr@ckpt", "flashvsr@ckpt#2", "bicubic"]
+    assert rows == [f"flashvsr@{a.parent.name}/ckpt", f"flashvsr@{b.parent.name}/ckpt", "bicubic"]
     data = json.loads(out.read_text())
     assert [d["model"] for d in data] == rows
     assert [(d["model_name"], d["weights"]) for d in data] == [
@@ -357,7 +360,7 @@ def test_cli_eval_two_checkpoints_of_one_model(tmp_path: Path, small_seq: Path, 
     ]  # fmt: skip
     assert data[0]["mean"]["psnr_y"] != data[1]["mean"]["psnr_y"]  # each entry ran its own weights
     md = (rep / "results.md").read_text()
-    assert f"| flashvsr@ckpt#2 | flashvsr | {b.resolve()} |" in md
+    assert f"| {rows[1]} | flashvsr | {b.resolve()} |" in md
     assert [d["model"] for d in json.loads((rep / "results.json").read_text())] == rows
 
 

@@ -184,17 +184,25 @@ class _Entry:
 
 
 def model_labels(names: Sequence[str], weights: Sequence[str | Path | None] | None = None) -> list[str]:
-    """Unique labels: the name when it appears once, else ``name@<weights folder basename>`` (the bare name
-    without weights); a label already taken gets ``#2``, ``#3``, ..."""
+    """Unique labels: the name when it appears once, else ``name@<weights folder>``, the folder named by as
+    many of its last path parts as tell the models of that name apart (``flashvsr@a/ckpt``,
+    ``flashvsr@b/ckpt``); the bare name without weights; a label still taken gets ``#2``, ``#3``, ..."""
     w = list(weights or [])
     w += [None] * (len(names) - len(w))
     counts = Counter(names)
+    parts = [Path(f).parts or Path(f).resolve().parts if f is not None else () for f in w]
+    depth: dict[str, int] = {}  # path parts that tell each name's folders apart
+    for name in counts:
+        mine = [parts[i] for i, n in enumerate(names) if n == name and w[i] is not None]
+        d, longest = 1, max((len(p) for p in mine), default=1)
+        while d < longest and len({p[-d:] for p in mine}) < len(set(mine)):
+            d += 1
+        depth[name] = d
     labels: list[str] = []
-    for name, folder in zip(names, w):
+    for name, folder, pp in zip(names, w, parts):
         base = name
         if counts[name] > 1 and folder is not None:
-            p = Path(folder)
-            base = f"{name}@{p.name or p.resolve().name}"
+            base = f"{name}@{'/'.join(pp[-depth[name] :])}"
         label, k = base, 1
         while label in labels:
             k += 1
