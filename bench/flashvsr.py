@@ -168,6 +168,76 @@ def run_one(
     }
 
 
+# what a kernel (CUDA) or op (CPU) name says it is; the first match wins
+_KINDS = (
+    ("attention", ("flex_attention", "attention", "fmha", "flash", "sdpa")),
+    ("gemm", ("gemm", "gemv", "nvjet", "cutlass", "xmma", "scaled_mm", "aten::mm", "aten::addmm", "aten::bmm")),
+    ("conv", ("conv", "cudnn")),
+    ("fused (Triton)", ("triton",)),
+    ("copy", ("copy", "cat", "index", "gather", "scatter")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, keys in _KINDS if any(k in low for k in keys)), "other")
+
+
+def profile_steady(
+    up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, chunks: int
+) -> dict:
+    """torch.profiler over ``chunks`` steady 8-frame calls (after the first call and two steady ones): the time
+    per chunk of each kind of kernel (CUDA) or op (CPU), and the 15 costliest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    h, w = out_hw
+    lr = torch.rand(41 + 8 * chunks, 3, math.ceil(h / 4), math.ceil(w / 4))
+    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
+    up.on_chunk = None
+    engine = Engine(up, device=device)
+    for i in (0, 25, 33):  # the first call (25 frames) and two steady ones
+        engine.push(lr[i : i + (25 if i == 0 else 8)])
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        for i in range(chunks):
+            engine.push(lr[41 + 8 * i : 49 + 8 * i])
+        if cuda:
+            torch.cuda.synchronize()
+    engine.flush()
+    up.reset()
+    rows = []
+    for e in prof.key_averages():
+        if cuda and str(e.device_type) != "DeviceType.CUDA":
+            continue  # CUDA: kernels only (the ops that launch them would count twice)
+        if not cuda and "::" not in e.key:
+            continue  # CPU: aten ops only
+        t = e.self_device_time_total if cuda else e.self_cpu_time_total
+        if t > 0:
+            rows.append((e.key, t / 1e3 / chunks, e.count / chunks))
+    kinds: dict[str, float] = {}
+    for name, ms, _ in rows:
+        kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
+    top = sorted(rows, key=lambda r: -r[1])[:15]
+    return {
+        "chunks": chunks,
+        "ms_per_chunk": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "total_ms_per_chunk": sum(kinds.values()),
+        "top": [{"name": n[:120], "ms_per_chunk": ms, "calls_per_chunk": c} for n, ms, c in top],
+    }
+
+
+def _print_profile(label: str, prof: dict) -> None:
+    what = "GPU kernel" if prof.get("cuda") else "op"
+    print(f"{label}: {what} time per steady chunk {prof['total_ms_per_chunk']:.1f} ms", flush=True)
+    for kind, ms in prof["ms_per_chunk"].items():
+        print(f"  {kind:<16}{ms:9.2f} ms", flush=True)
+    for t in prof["top"]:
+        print(f"    {t['ms_per_chunk']:8.2f} ms {t['calls_per_chunk']:6.0f}x  {t['name'][:90]}", flush=True)
+
+
 def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int = 6) -> dict:
     """One DiT call (call-0 shape) with flex and dense on the same input: how far apart are they?"""
     cfg = up.cfg
@@ -328,6 +398,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     p.add_argument("--fp8-fast-accum", action="store_true", help="FP8 GEMMs with Hopper fast accumulation")
     p.add_argument("--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each timed run, profile N steady chunks (torch.profiler): time per kind of kernel, the top 15",
+    )
     args = p.parse_args(argv)
     if args.levers is not None and (args.fp8 or args.compile_blocks):
         p.error("--levers replaces --fp8 / --compile-blocks: give one or the other")
@@ -394,6 +471,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for backend in backends:
                     try:
                         r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
+                        if args.profile > 0:
+                            r["profile"] = profile_steady(up, hw, backend, device, args.profile)
+                            r["profile"]["cuda"] = device.type == "cuda"
+                            _print_profile(_label(backend, lever), r["profile"])
                     except torch.OutOfMemoryError as e:  # report and go on
                         r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}
                         torch.cuda.empty_cache()

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "flashvsr.py"
 
 
@@ -34,3 +36,20 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert r["chunks"][0]["frames"] == [0, 21]
     data = json.loads(out.read_text())
     assert data["results"][0]["backend"] == "dense"
+
+
+def test_bench_profile_groups_op_time_by_kind(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_flashvsr", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert [mod.kernel_kind(n) for n in ("flex_attention_0", "nvjet_tst_128x256", "aten::mkldnn_convolution")] == [
+        "attention", "gemm", "conv"
+    ]  # fmt: skip
+    assert mod.kernel_kind("triton_poi_fused_add_mul_0") == "fused (Triton)" and mod.kernel_kind("aten::var") == "other"
+    args = ["--size", "tiny", "--device", "cpu", "--sizes", "128x128", "--frames", "2", "--backends", "dense"]
+    (r,) = mod.main([*args, "--quick", "--profile", "1"])
+    prof = r["profile"]
+    assert prof["chunks"] == 1 and prof["total_ms_per_chunk"] > 0
+    assert sum(prof["ms_per_chunk"].values()) == pytest.approx(prof["total_ms_per_chunk"])
+    assert {"conv", "attention"} <= set(prof["ms_per_chunk"])  # the decoder's convolutions, the DiT's attention
+    assert len(prof["top"]) == 15 and all(t["ms_per_chunk"] > 0 for t in prof["top"])
