@@ -223,6 +223,7 @@ def profile_steady(
     top = sorted(rows, key=lambda r: -r[1])[:15]
     return {
         "chunks": chunks,
+        "cuda": cuda,
         "ms_per_chunk": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
         "total_ms_per_chunk": sum(kinds.values()),
         "top": [{"name": n[:120], "ms_per_chunk": ms, "calls_per_chunk": c} for n, ms, c in top],
@@ -230,7 +231,7 @@ def profile_steady(
 
 
 def _print_profile(label: str, prof: dict) -> None:
-    what = "GPU kernel" if prof.get("cuda") else "op"
+    what = "GPU kernel" if prof["cuda"] else "op"
     print(f"{label}: {what} time per steady chunk {prof['total_ms_per_chunk']:.1f} ms", flush=True)
     for kind, ms in prof["ms_per_chunk"].items():
         print(f"  {kind:<16}{ms:9.2f} ms", flush=True)
@@ -473,7 +474,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
                         if args.profile > 0:
                             r["profile"] = profile_steady(up, hw, backend, device, args.profile)
-                            r["profile"]["cuda"] = device.type == "cuda"
                             _print_profile(_label(backend, lever), r["profile"])
                     except torch.OutOfMemoryError as e:  # report and go on
                         r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}

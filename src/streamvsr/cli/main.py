@@ -6,6 +6,7 @@ stderr and a non-zero exit (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import warnings
@@ -258,7 +259,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         with open_reader(input_path, start=kw["start"], duration=kw["duration"]) as r:
             if r.info.frame_count_exact and r.info.frame_count:
                 model_opts["num_frames"] = r.info.frame_count
-    scan = _start_prescan(input_path, segments)  # scene scores for the split points, while the model loads
+    prescan = _start_prescan(input_path, segments)  # scene scores for the split points, while the model loads
     model = load_model(
         kw["model"],
         weights=kw["weights"],
@@ -271,7 +272,7 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
     json_stream = sys.stderr if output == "-" else sys.stdout
     bar = _Bar(kw["progress"], json_stream)
     if segments is not None:
-        _upscale_segmented(input_path, output, model, device, enc, segments, kw, bar, scan)
+        _upscale_segmented(input_path, output, model, device, enc, segments, kw, bar, prescan)
         return
     res = upscale_file(
         input_path,
@@ -337,16 +338,16 @@ def _start_prescan(src: str, segments: int | str | None):  # noqa: ANN202
     return future
 
 
-def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw: dict, bar, scan=None) -> None:  # noqa: ANN001
+def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw: dict, bar, prescan=None) -> None:  # noqa: ANN001
     """``upscale --segments``: this rank's segments; rank 0 (or the single process) joins them."""
     from streamvsr.pipeline.jobs import rank_and_world
     from streamvsr.pipeline.segments import upscale_segmented
 
     rank, world = rank_and_world()
-    try:  # the pre-scan is only a head start: any failure of it leaves the planning to do the scan itself
-        scan = scan.result() if scan is not None else None
-    except Exception:  # noqa: BLE001
-        scan = None
+    scan = None
+    # the pre-scan is only a head start: any failure of it leaves the planning to do the scan itself
+    with contextlib.suppress(Exception):
+        scan = prescan.result() if prescan is not None else None
     show = kw["progress"] != "none" and rank == 0
 
     def said(seg, res) -> None:  # noqa: ANN001

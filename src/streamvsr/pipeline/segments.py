@@ -136,6 +136,11 @@ def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
     return out
 
 
+def _spans(points: list[int], reach: int, total: int) -> list[list[int]]:
+    """The frame ranges a split point may move to, plus the frame before each (scored against it), merged."""
+    return _merge([(max(0, e - reach - 1), min(total - 1, e + reach)) for e in points])
+
+
 def _scan(src: str | Path, pts: list[int], spans: list[list[int]]) -> SceneScan:
     from streamvsr.media.scenes import cut_scores
 
@@ -157,7 +162,7 @@ def prescan_scenes(src: str | Path, workers: int, margin: int = PRESCAN_MARGIN) 
     total = len(index.pts)
     reach = max(1, total // (workers * CUT_WINDOW)) + margin
     points = [round(k * total / workers) for k in range(1, workers)]
-    return _scan(src, index.pts, _merge([(max(0, e - reach - 1), min(total - 1, e + reach)) for e in points]))
+    return _scan(src, index.pts, _spans(points, reach, total))
 
 
 def _scene_bounds(
@@ -167,8 +172,7 @@ def _scene_bounds(
     total = len(pts)
     reach = max(1, total // (n * CUT_WINDOW))
     points = balanced_bounds(total, n, overlap, lookahead)
-    # only the frames each split point may move to (and the one before each window, for its first score)
-    spans = _merge([(max(0, e - reach - 1), min(total - 1, e + reach)) for e in points])
+    spans = _spans(points, reach, total)
     if scan is None or scan.frames != total or not scan.covers(spans):
         scan = _scan(src, pts, spans)
     score = [scan.scores.get(p, 0.0) for p in pts]

@@ -345,10 +345,14 @@ def build_source(args: argparse.Namespace, info: DistInfo) -> VSRSource | RamSou
     entries = scan_roots(roots)
     if not entries:
         raise DataError(f"no videos, frame folders or images under {[str(r) for r in roots]}")
-    args.image_prob = resolve_image_prob(args.image_prob, any(e.kind == "image" for e in entries))
+    asked = args.image_prob
+    args.image_prob = resolve_image_prob(asked, any(e.kind == "image" for e in entries))
     source = (VSRSource if args.loader == "vsr" else RamSource)(entries, args, info)
     if source.num_images == 0 and args.image_prob > 0:  # nor to video alone (images all below --crop)
-        raise DataError(f"--image-prob {args.image_prob}: no image of at least {args.crop} px under the --data roots")
+        given = f"--image-prob {asked}" if asked is not None else f"the default --image-prob {args.image_prob}"
+        raise DataError(
+            f"{given}: no image of at least {args.crop} px under the --data roots; pass --image-prob 0 for video only"
+        )
     if source.num_clips == 0 and args.image_prob < 1.0:  # never fall back to images alone silently
         raise DataError(
             f"no usable clip (>= {args.frames} frames, side >= {args.crop} px) under the --data roots; "

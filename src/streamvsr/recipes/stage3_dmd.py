@@ -268,7 +268,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 vf = f_model(xf, sf * TIMESTEPS, lq, attn=t_attn, causal=t_attn is not None)
             l_fm = losses.flow_matching_loss(vf.float(), x0d, ef)
             gn_f = optimizer_step(l_fm, fake_net, opt_f, args.grad_clip)
-        ema_f.update(fake_net)
+        if use_dmd:  # without DMD the fake score never changes
+            ema_f.update(fake_net)
 
         session.advance(b)
         stats = {
