@@ -189,3 +189,94 @@ def test_flex_compiled_equals_dense_on_cuda() -> None:
     assert torch.isfinite(flex).all()
     assert flex[0, 1, 256:384].abs().max() == 0  # empty query block -> zeros
     assert (flex.float() - dense.float()).abs().max() < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(
+    ("options", "mode"),
+    [
+        ({"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2}, None),
+        ({"USE_TMA": True}, None),
+        (None, "max-autotune-no-cudagraphs"),
+    ],
+)
+def test_flex_kernel_options_equal_dense_on_cuda(options: dict | None, mode: str | None) -> None:
+    from streamvsr.models.flashvsr import attention as attn_mod
+
+    q, k, v, bm = (t.cuda() for t in _random_case())
+    q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+    dense = dense_block_attention(q, k, v, bm)
+    attn_mod.set_flex_options(options, mode)
+    try:
+        flex = flex_block_attention(q, k, v, bm, compiled=True)
+    finally:
+        attn_mod.set_flex_options()
+    assert flex[0, 1, 256:384].abs().max() == 0
+    assert (flex.float() - dense.float()).abs().max() < 2e-2
+
+
+def test_flex_options_leave_the_eager_path_alone() -> None:
+    from streamvsr.models.flashvsr import attention as attn_mod
+
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    q, k, v, bm = _random_case()
+    ref = flex_block_attention(q, k, v, bm, compiled=False)
+    attn_mod.set_flex_options({"BLOCK_M": 64}, "max-autotune-no-cudagraphs")
+    try:
+        assert attn_mod._FLEX_OPTIONS == {"BLOCK_M": 64} and attn_mod._FLEX_COMPILED is None
+        assert torch.equal(flex_block_attention(q, k, v, bm, compiled=False), ref)
+    finally:
+        attn_mod.set_flex_options()
+    assert attn_mod._FLEX_OPTIONS is None and attn_mod._FLEX_MODE is None
+
+
+def test_merge_partial_attention_equals_one_pass() -> None:
+    from streamvsr.models.flashvsr.attention import merge_partial_attention
+
+    torch.manual_seed(3)
+    q, k, v = torch.randn(2, 3, 40, 8), torch.randn(2, 3, 50, 8), torch.randn(2, 3, 50, 8)
+    mask = torch.rand(2, 3, 40, 50) > 0.4
+    mask[0, 1, 5] = False  # a row with no key at all -> zeros
+    mask[1, 2, 7, :30] = False  # a row whose keys all lie in the second piece
+
+    def attend(keys: torch.Tensor, vals: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = ((q @ keys.transpose(-1, -2)) / 8**0.5).masked_fill(~m, float("-inf"))
+        return torch.nan_to_num(torch.softmax(s, -1)) @ vals, s.logsumexp(-1)
+
+    ref, _ = attend(k, v, mask)
+    o1, l1 = attend(k[:, :, :30], v[:, :, :30], mask[..., :30])
+    o2, l2 = attend(k[:, :, 30:], v[:, :, 30:], mask[..., 30:])
+    assert torch.isinf(l1[1, 2, 7]) and torch.isinf(l1[0, 1, 5])
+    out = merge_partial_attention([o1, o2], [l1, l2])
+    assert torch.isfinite(out).all()
+    assert out[0, 1, 5].abs().max() == 0
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_flex_pieces_equal_one_concatenated_call() -> None:
+    from streamvsr.models.flashvsr.attention import flex_block_attention_pieces
+
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    q, k, v, bm = _random_case()
+    ref = dense_block_attention(q, k, v, bm)
+    cut = 128 * 2  # the first two key blocks form the first piece
+    out = flex_block_attention_pieces(q, (k[:, :, :cut], k[:, :, cut:]), (v[:, :, :cut], v[:, :, cut:]), bm, 128, False)
+    assert out[0, 1, 256:384].abs().max() == 0  # the empty query block stays zero
+    assert torch.allclose(out, ref, atol=1e-5)
+    with pytest.raises(ValueError, match="block mask"):
+        flex_block_attention_pieces(q, (k[:, :, :cut],), (v[:, :, :cut],), bm, 128, False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flex_pieces_compiled_equal_dense_on_cuda() -> None:
+    from streamvsr.models.flashvsr.attention import flex_block_attention_pieces
+
+    q, k, v, bm = (t.cuda() for t in _random_case())
+    q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+    dense = dense_block_attention(q, k, v, bm)
+    cut = 128 * 2
+    out = flex_block_attention_pieces(q, (k[:, :, :cut], k[:, :, cut:]), (v[:, :, :cut], v[:, :, cut:]), bm, 128, True)
+    assert out[0, 1, 256:384].abs().max() == 0
+    assert (out.float() - dense.float()).abs().max() < 2e-2

@@ -33,12 +33,15 @@ __all__ = [
     "causal_window_visibility",
     "dense_block_attention",
     "flex_block_attention",
+    "get_flex_options",
     "full_attention",
     "lcsa_attention",
+    "merge_partial_attention",
     "local_block_mask",
     "make_plan",
     "resolve_backend",
     "select_blocks",
+    "set_flex_options",
     "sparse_topk",
     "topk_select",
     "window_partition",
@@ -268,6 +271,24 @@ def dense_block_attention(
 
 
 _FLEX_COMPILED = None
+_FLEX_OPTIONS: dict | None = None  # FlexKernelOptions of the compiled kernel; None = PyTorch's choice
+_FLEX_MODE: str | None = None  # torch.compile mode of the compiled kernel
+
+
+def set_flex_options(kernel_options: dict | None = None, mode: str | None = None) -> None:
+    """Tune the compiled FlexAttention kernel (CUDA): ``kernel_options`` are FlexAttention's
+    ``FlexKernelOptions`` (``BLOCK_M``, ``BLOCK_N``, ``num_warps``, ``num_stages``, ``USE_TMA``, ...);
+    ``mode`` is the torch.compile mode (``"max-autotune-no-cudagraphs"`` lets Inductor pick the kernel's
+    configuration by timing). None restores the defaults. The eager path (CPU) ignores both."""
+    global _FLEX_COMPILED, _FLEX_OPTIONS, _FLEX_MODE
+    _FLEX_OPTIONS = dict(kernel_options) if kernel_options else None
+    _FLEX_MODE = mode
+    _FLEX_COMPILED = None
+
+
+def get_flex_options() -> tuple[dict | None, str | None]:
+    """The compiled FlexAttention's kernel options and compile mode (see :func:`set_flex_options`)."""
+    return (dict(_FLEX_OPTIONS) if _FLEX_OPTIONS else None), _FLEX_MODE
 
 
 def _flex_fn(compiled: bool):
@@ -277,7 +298,7 @@ def _flex_fn(compiled: bool):
         return flex_attention
     global _FLEX_COMPILED
     if _FLEX_COMPILED is None:
-        _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+        _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False, mode=_FLEX_MODE)
     return _FLEX_COMPILED
 
 
@@ -288,11 +309,14 @@ def flex_block_attention(
     block_mask: torch.Tensor,
     block: int = 128,
     compiled: bool | None = None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """FlexAttention kernel with a BlockMask of full 128x128 blocks; empty query blocks give zeros.
 
     compiled: default True on CUDA. The eager path (CPU) materialises the scores through a mask_mod
     equal to the block mask (FlexAttention's unfused reference implementation).
+    return_lse: also return the log-sum-exp of each query row's scores (B, H, Lq) fp32, natural log;
+    -inf for rows without any key block.
     """
     from torch.nn.attention.flex_attention import BlockMask
 
@@ -324,21 +348,92 @@ def flex_block_attention(
     fn = _flex_fn(compiled)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-        out = fn(q, k, v, block_mask=bmask)
+        warnings.filterwarnings("ignore", message=".*return_lse is deprecated.*")
+        opts = {"kernel_options": _FLEX_OPTIONS} if compiled and _FLEX_OPTIONS else {}
+        if return_lse:
+            opts["return_lse"] = True
+        out = fn(q, k, v, block_mask=bmask, **opts)
     # FlexAttention writes 0 for rows without any key block (lse = -inf); tested in both modes.
     return out
 
 
+def merge_partial_attention(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:
+    """Softmax attention over a key set split into pieces, from each piece's result.
+
+    outs[i] (B, H, L, d) is the attention of the queries over piece i alone and lses[i] (B, H, L) its
+    log-sum-exp (-inf where a row saw no key of the piece). With lse = log sum_i exp(lses[i]),
+    out = sum_i exp(lses[i] - lse) * outs[i], which is exactly the attention over all pieces at once.
+    Rows that saw no key in any piece give zeros. Computed in fp32, returned in the dtype of outs[0].
+    """
+    lse = torch.stack(lses).float()  # (P, B, H, L)
+    top = lse.amax(0)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all -inf: weights 0, not NaN
+    w = torch.exp(lse - top)  # (P, B, H, L)
+    w = w / w.sum(0).clamp_min(torch.finfo(torch.float32).tiny)
+    out = outs[0].float() * w[0, ..., None]
+    for i in range(1, len(outs)):
+        out = out + outs[i].float() * w[i, ..., None]
+    return out.to(outs[0].dtype)
+
+
+_MERGE_COMPILED = None
+
+
+def flex_block_attention_pieces(
+    q: torch.Tensor,
+    ks: tuple[torch.Tensor, ...],
+    vs: tuple[torch.Tensor, ...],
+    block_mask: torch.Tensor,
+    block: int = 128,
+    compiled: bool | None = None,
+) -> torch.Tensor:
+    """:func:`flex_block_attention` over keys given in pieces along the key axis (the KV cache's ring and
+    this chunk's new keys), without concatenating them: one kernel per piece, merged through the
+    log-sum-exp (:func:`merge_partial_attention`). block_mask (B, H, Nq, sum of the pieces' blocks) covers
+    the pieces in order."""
+    if compiled is None:
+        compiled = q.device.type == "cuda"
+    outs, lses, start = [], [], 0
+    for k, v in zip(ks, vs, strict=True):
+        nk = k.shape[2] // block
+        o, lse = flex_block_attention(q, k, v, block_mask[..., start : start + nk], block, compiled, return_lse=True)
+        outs.append(o)
+        lses.append(lse)
+        start += nk
+    if start != block_mask.shape[-1]:
+        raise ValueError(f"the key pieces hold {start} blocks, the block mask {block_mask.shape[-1]}")
+    merge = merge_partial_attention
+    if compiled:
+        global _MERGE_COMPILED
+        if _MERGE_COMPILED is None:
+            _MERGE_COMPILED = torch.compile(merge_partial_attention, dynamic=False)
+        merge = _MERGE_COMPILED
+    return merge(outs, lses)
+
+
 def lcsa_attention(
     q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
+    k: torch.Tensor | tuple[torch.Tensor, ...],
+    v: torch.Tensor | tuple[torch.Tensor, ...],
     plan: SparsePlan,
     window_visible: torch.Tensor | None = None,
     k_means: torch.Tensor | None = None,
     q_means: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """LCSA on block-ordered q (B, H, Lq, d), k/v (B, H, Lk, d). Returns (B, H, Lq, d)."""
+    """LCSA on block-ordered q (B, H, Lq, d), k/v (B, H, Lk, d). Returns (B, H, Lq, d).
+
+    k and v may also be tuples of pieces along the key axis (see :meth:`KVCache.append`): the flex backend
+    attends over them without concatenating; the others concatenate first.
+    """
+    if isinstance(k, tuple):
+        if k_means is None:
+            k_means = torch.cat([block_means(x, plan.block) for x in k], dim=2)
+        if plan.backend == "flex":
+            if q_means is None:
+                q_means = block_means(q, plan.block)
+            bm = select_blocks(q_means, k_means, plan, window_visible)
+            return flex_block_attention_pieces(q, k, v, bm, plan.block)  # type: ignore[arg-type]
+        k, v = torch.cat(k, dim=2), torch.cat(v, dim=2)  # type: ignore[arg-type]
     if plan.backend == "full":
         mask = None
         if window_visible is not None:
@@ -371,14 +466,16 @@ class KVCache:
 
     spare_slot=True (default): ``max_windows + 1`` slots, so a one-window step writes its window into a
     free slot and attends over the whole ring with no copy (fastest; one more window of memory).
-    spare_slot=False: ``max_windows`` slots; a step attends over a transient concatenation of the ring
-    and the new window(s), then writes the kept new windows into the evicted slots (least memory).
+    spare_slot=False: ``max_windows`` slots; a step attends over the ring and the new window(s), then
+    writes the kept new windows into the evicted slots (least memory). The two are handed out as pieces
+    when the caller can attend over pieces and ``pieces`` is True (no copy), else concatenated.
     """
 
-    def __init__(self, num_layers: int, max_windows: int, spare_slot: bool = True):
+    def __init__(self, num_layers: int, max_windows: int, spare_slot: bool = True, pieces: bool = True):
         self.num_layers = num_layers
         self.max_windows = max_windows
         self.spare_slot = spare_slot
+        self.pieces = pieces
         self.reset()
 
     def reset(self) -> None:
@@ -425,11 +522,20 @@ class KVCache:
         rm[:, :, slot * rpm : (slot + 1) * rpm] = m[:, :, j * per_m : (j + 1) * per_m]  # type: ignore[index]
 
     def append(
-        self, layer: int, k: torch.Tensor, v: torch.Tensor, k_means: torch.Tensor, n_windows: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        self,
+        layer: int,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        k_means: torch.Tensor,
+        n_windows: int,
+        pieces: bool = False,
+    ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor, int]:
         """Add ``n_windows`` new windows; return (K, V, K means, window count) to attend over (cached + new).
 
-        Call :meth:`evict` after the attention of this layer.
+        pieces=True (the caller attends over pieces, see :func:`lcsa_attention`): when the ring is full
+        (spare_slot=False) and the cache's ``pieces`` is on, K and V come back as tuples (cached, new)
+        instead of a concatenation; the K means are always one tensor. Call :meth:`evict` after the
+        attention of this layer.
         """
         if self._k[layer] is None:
             self._alloc(layer, k, v, k_means, n_windows)
@@ -454,6 +560,8 @@ class KVCache:
         old = sorted(age)
         parts = [(self._take(t, old, cap), new) for t, new in ((self._k[layer], k), (self._v[layer], v))]
         m_old = self._take(self._m[layer], old, cap)  # type: ignore[arg-type]
+        if pieces and self.pieces:
+            return parts[0], parts[1], torch.cat([m_old, k_means], dim=2), len(old) + n_windows
         return (
             torch.cat(parts[0], dim=2),
             torch.cat(parts[1], dim=2),
