@@ -129,3 +129,25 @@ def test_forward_is_differentiable() -> None:
     m(v).square().sum().backward()
     assert v.grad is not None and v.grad.abs().sum() > 0
     assert m.conv1.weight.grad is not None
+
+
+@pytest.mark.parametrize(("kernel", "stride", "frames"), [((4, 3, 3), (2, 1, 1), 10), ((3, 1, 2), (1, 1, 1), 5)])
+def test_conv3d_time_folded_equals_conv3d(kernel: tuple, stride: tuple, frames: int) -> None:
+    from streamvsr.models.flashvsr.lq_proj import conv3d_time_folded
+
+    torch.manual_seed(2)
+    conv = torch.nn.Conv3d(5, 7, kernel, stride=stride).double()
+    x = torch.randn(2, 5, frames, 6, 9, dtype=torch.float64)
+    assert torch.allclose(conv3d_time_folded(conv, x), conv(x), atol=1e-12)
+    with pytest.raises(ValueError, match="no padding"):
+        conv3d_time_folded(torch.nn.Conv3d(5, 7, 3, padding=1), x)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_time_fold_gives_the_same_tokens(causal: bool) -> None:
+    video = _video()
+    ref = _stream(_proj(causal), video)
+    folded = _proj(causal)
+    folded.time_fold = True
+    assert torch.allclose(_stream(folded, video), ref, atol=1e-12)
+    assert torch.allclose(folded(video), _proj(causal)(video), atol=1e-12)
