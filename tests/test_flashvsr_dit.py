@@ -121,8 +121,8 @@ def _stream(m: WanDiT, x: torch.Tensor, lq: torch.Tensor, attn: AttentionConfig,
 
 
 @pytest.mark.parametrize(
-    ("backend", "spare"), [("dense", True), ("dense", False), ("full", True)]
-)  # flex == dense: test_flashvsr_attention
+    ("backend", "spare"), [("dense", True), ("dense", False), ("full", True), ("flex", False)]
+)  # flex == dense: test_flashvsr_attention; flex with the lean cache attends over (ring, new) pieces
 def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, spare: bool) -> None:
     torch.manual_seed(1)
     T = 12  # call 0 (6 latents) + 3 steady calls: the cache evicts
@@ -195,3 +195,23 @@ def test_text_context_path_and_prepare() -> None:
     assert (a - c).abs().max() > 1e-4
     with pytest.raises(ValueError):
         m.prepare(None)
+
+
+def test_block_order_run_equals_per_layer_reordering(tiny: WanDiT) -> None:
+    """The LCSA path keeps the tokens in block order through all blocks; reordering per layer gives the same."""
+    from streamvsr.models.flashvsr.attention import make_plan
+    from streamvsr.models.flashvsr.dit import _AttnCtx, rope_angles
+
+    torch.manual_seed(4)
+    x = torch.randn(1, 16, 4, 16, 32)
+    attn = AttentionConfig(sparse_ratio=0.05, local_range=1, backend="dense")
+    with torch.no_grad():
+        st = tiny.prepare()
+        tokens, grid = tiny.patchify(x)
+        f, h, w = grid
+        cos, sin = rope_angles(torch.arange(f), h, w, TINY.head_dim, TINY.rope_theta)
+        plan = make_plan(h, w, attn, x.device, patch_px=8 * TINY.patch[1])
+        ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window)  # natural order
+        ref = tiny.unpatchify(tiny.head(tiny._run_blocks(tokens, st, ctx), st.t), grid)
+        out = tiny.forward_chunk(x, attn=attn, state=st)
+    assert torch.allclose(out, ref, atol=1e-6)

@@ -141,6 +141,7 @@ class _AttnCtx:
     window_visible: torch.Tensor | None = None  # (nqw, nkw) bool
     mask: torch.Tensor | None = None  # token mask for the plain path, (B, 1, L, L) bool
     kv_cache: KVCache | None = None
+    block_order: bool = False  # tokens (and cos/sin) arrive in window (block) order, not (f, h, w) order
 
 
 class _QKVO(nn.Module):
@@ -184,18 +185,23 @@ class SelfAttention(_QKVO):
             out = full_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), ctx.mask)
             return out.transpose(1, 2).reshape(B, L, C)
         plan = ctx.plan
-        qb = window_partition(q, ctx.grid, ctx.window).transpose(1, 2)  # (B, H, L, d) block order
-        kb = window_partition(k, ctx.grid, ctx.window).transpose(1, 2)
-        vb = window_partition(v, ctx.grid, ctx.window).transpose(1, 2)
+        if ctx.block_order:  # already in block order: views, no copy
+            qb, kb, vb = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, L, d)
+        else:
+            qb = window_partition(q, ctx.grid, ctx.window).transpose(1, 2)  # (B, H, L, d) block order
+            kb = window_partition(k, ctx.grid, ctx.window).transpose(1, 2)
+            vb = window_partition(v, ctx.grid, ctx.window).transpose(1, 2)
         km = block_means(kb, plan.block)  # (B, H, Nk_new, d)
         n_windows = L // (plan.nb * plan.block)
         cache = ctx.kv_cache
         if cache is not None:  # keys of the cached windows + this chunk's (slot order)
-            kb, vb, km, n_windows = cache.append(layer, kb, vb, km, n_windows)
+            kb, vb, km, n_windows = cache.append(layer, kb, vb, km, n_windows, pieces=plan.backend == "flex")
         out = lcsa_attention(qb, kb, vb, plan, ctx.window_visible, k_means=km)
         if cache is not None:
             cache.evict(layer)
-        out = window_reverse(out.transpose(1, 2), ctx.grid, ctx.window)  # (B, L, H, d)
+        out = out.transpose(1, 2)  # (B, L, H, d)
+        if not ctx.block_order:
+            out = window_reverse(out, ctx.grid, ctx.window)
         return out.reshape(B, L, C)
 
 
@@ -371,6 +377,16 @@ class WanDiT(nn.Module):
         y = y.reshape(B, f, h, w, pt, ph, pw, c)
         return y.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, c, f * pt, h * ph, w * pw)
 
+    def _run_blocks_in_block_order(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
+        """LCSA path: the blocks see the tokens (and RoPE tables) in window (block) order, so self-attention
+        reorders nothing per layer; every other per-token op ignores the order. One permutation of
+        (B, f*h*w, dim) in, one out."""
+        g, win = ctx.grid, ctx.window
+        ctx.cos = window_partition(ctx.cos[None], g, win)[0]  # (L, d/2) in block order
+        ctx.sin = window_partition(ctx.sin[None], g, win)[0]
+        ctx.block_order = True
+        return window_reverse(self._run_blocks(window_partition(x, g, win), state, ctx), g, win)
+
     def _run_blocks(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and torch.is_grad_enabled() and ctx.kv_cache is None:
@@ -414,7 +430,7 @@ class WanDiT(nn.Module):
         cos, sin = rope_angles(t_positions.to(tokens.device), h, w, self.cfg.head_dim, self.cfg.rope_theta)
         plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
         ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, kv_cache=kv_cache)
-        tokens = self._run_blocks(tokens, state, ctx)
+        tokens = self._run_blocks_in_block_order(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
     def forward(
@@ -465,6 +481,8 @@ class WanDiT(nn.Module):
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
             ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, window_visible=vis)
+            tokens = self._run_blocks_in_block_order(tokens, state, ctx)
+            return self.unpatchify(self.head(tokens, state.t), grid)
         tokens = self._run_blocks(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
