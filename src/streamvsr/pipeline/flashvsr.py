@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.errors import InputError, ModelError
-from streamvsr.models.flashvsr.attention import KVCache
+from streamvsr.models.flashvsr.attention import KVCache, get_flex_options, set_flex_options
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
 from streamvsr.pipeline.protocol import ModelSpec
@@ -199,6 +199,16 @@ class ChunkInfo:
 # ----------------------------------------------------------------------------------------------
 
 
+def _cuda_fast_paths(lq_proj: torch.nn.Module, device: torch.device) -> None:
+    """Same-result speed choices on CUDA, each measured in docs/performance.md (session of 2026-11-26,
+    afternoon; H200, 768x1408): the projector's Conv3d layers as one Conv2d each (cuDNN's Hopper kernels; +5%),
+    and on Hopper (compute capability 9.x) FlexAttention loading through TMA (+2 to 3%) unless the process
+    already chose its FlexAttention options (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`)."""
+    lq_proj.time_fold = True
+    if torch.cuda.get_device_capability(device)[0] == 9 and get_flex_options() == (None, None):
+        set_flex_options({"USE_TMA": True})
+
+
 class FlashVSRUpscaler:
     """FlashVSR as a :class:`~streamvsr.pipeline.protocol.StreamingModel` (x4).
 
@@ -259,6 +269,7 @@ class FlashVSRUpscaler:
         self.num_frames = num_frames
         self.on_chunk = on_chunk
         self.kv_spare_slot = kv_spare_slot
+        self.kv_pieces = True  # a full lean cache hands out (ring, new) pieces to FlexAttention, no copy
         self.uses_cond = getattr(getattr(decoder, "cfg", None), "cond_channels", 0) > 0
         if detail != 1.0 and not self.uses_cond:
             raise ModelError("detail needs a decoder that sees the LR frames (the TCDecoder, not the Wan VAE)")
@@ -272,6 +283,8 @@ class FlashVSRUpscaler:
             # oneDNN picks faster NHWC kernels for channels-last conv weights: the TCDecoder, 70% of the CPU
             # time, went from 3.40 to 2.84 s per 8 frames at 1280x720 on 2 cores (same output within 2e-6)
             decoder.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            _cuda_fast_paths(lq_proj, self.device)
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
@@ -321,7 +334,7 @@ class FlashVSRUpscaler:
 
     def reset(self) -> None:
         """Drop all stream state (KV cache, projector/decoder memories, buffers, noise)."""
-        self.kv = KVCache(self.cfg.dit.num_layers, self.attention.kv_windows, self.kv_spare_slot)
+        self.kv = KVCache(self.cfg.dit.num_layers, self.attention.kv_windows, self.kv_spare_slot, self.kv_pieces)
         self.lq_proj.reset()
         self.decoder.reset()
         self._n_in = 0  # real frames received
