@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from streamvsr.models.flashvsr import attention as attn_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
-from streamvsr.models.flashvsr.fp8 import convert_dit_linears_to_fp8
+from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
     ChunkInfo,
@@ -155,6 +155,10 @@ def run_one(
         "fps": frames / seconds,
         "call0_s": chunks[0].total_s if chunks else None,
         "steady_chunk_s": sum(c.total_s for c in steady) / len(steady) if steady else None,
+        # the issue's measure: output frames per second of the steady calls (each synchronised, so conservative)
+        "steady_fps": sum(c.frames[1] - c.frames[0] for c in steady) / sum(c.total_s for c in steady)
+        if steady
+        else None,
         "steady_dit_s": sum(c.dit_s for c in steady) / len(steady) if steady else None,
         "steady_decode_s": sum(c.decode_s for c in steady) / len(steady) if steady else None,
         "chunks": [{**c.__dict__, "latents": list(c.latents), "frames": list(c.frames)} for c in chunks],
@@ -173,6 +177,7 @@ _KINDS = (
     ("attention", ("flex_attention", "attention", "fmha", "flash", "sdpa")),
     ("gemm", ("gemm", "gemv", "nvjet", "cutlass", "xmma", "scaled_mm", "aten::mm", "aten::addmm", "aten::bmm")),
     ("conv", ("conv", "cudnn")),
+    ("Triton template", ("triton_tem",)),  # compiled FlexAttention (and autotuned GEMMs under max-autotune)
     ("fused (Triton)", ("triton",)),
     ("copy", ("copy", "cat", "index", "gather", "scatter")),
 )
@@ -268,8 +273,10 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # Speed levers: FP8 linears, torch.compile of the DiT blocks' parts
 # ----------------------------------------------------------------------------------------------
 
-LEVER_PARTS = ("fp8", "compile", "dec")  # FP8 linears, compiled DiT blocks, compiled TCDecoder
-LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec")
+# FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), and
+# "cat": the lean KV cache concatenates ring and new keys instead of attending over them as pieces
+LEVER_PARTS = ("fp8", "compile", "dec", "fold", "cat")
+LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
 def _parse_levers(text: str) -> list[str]:
@@ -316,8 +323,15 @@ def _psnr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
 class _LeverState:
     """Turns the upscaler's DiT into each lever in turn (FP8 conversion is one-way: non-FP8 levers go first)."""
 
-    def __init__(self, up: FlashVSRUpscaler, compile_mode: str, fp8_fast_accum: bool):
+    def __init__(
+        self,
+        up: FlashVSRUpscaler,
+        compile_mode: str,
+        fp8_fast_accum: bool,
+        fp8_include: tuple[str, ...] = DEFAULT_INCLUDE,
+    ):
         self.up = up
+        self.fp8_include = fp8_include
         self.compile_mode = compile_mode
         self.fp8_fast_accum = fp8_fast_accum
         self.fp8_linears: int | None = None  # set once converted
@@ -333,7 +347,9 @@ class _LeverState:
             self.compiled = None
         if want_fp8 and self.fp8_linears is None:
             with torch.no_grad():
-                self.fp8_linears = convert_dit_linears_to_fp8(self.up.dit, use_fast_accum=self.fp8_fast_accum)
+                self.fp8_linears = convert_dit_linears_to_fp8(
+                    self.up.dit, self.fp8_include, use_fast_accum=self.fp8_fast_accum
+                )
             if self.up.device.type == "cuda":
                 torch.cuda.empty_cache()
         mode = None if self.compile_mode == "default" else self.compile_mode
@@ -345,6 +361,8 @@ class _LeverState:
             self.compiled_dec = None
         if want_dec and self.compiled_dec is None:
             self.compiled_dec = compile_decoder(self.up.decoder, mode)
+        self.up.lq_proj.time_fold = "fold" in lever.split("+")
+        self.up.kv_pieces = "cat" not in lever.split("+")  # takes effect at the stream's reset
 
     def close(self) -> None:
         """Undo the compile levers."""
@@ -357,13 +375,45 @@ class _LeverState:
         d: dict = {"lever": lever}
         if "fp8" in lever:
             d.update(fp8_linears=self.fp8_linears, fp8_fast_accum=self.fp8_fast_accum)
+            d.update(fp8_include=list(self.fp8_include))
         if "compile" in lever:
             d.update(compile_mode=self.compile_mode)
         return d
 
 
-def _label(backend: str, lever: str) -> str:
-    return backend if lever == "none" else f"{backend}+{lever}"
+def _label(backend: str, lever: str, variant: str = "default") -> str:
+    base = backend if lever == "none" else f"{backend}+{lever}"
+    return base if variant == "default" else f"{base}[{variant}]"
+
+
+def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
+    """'default;autotune;BLOCK_M=128,BLOCK_N=64,num_warps=8' -> [(name, kernel_options, compile mode)].
+
+    A variant is ``default`` (PyTorch's choice), or comma-separated items: ``autotune`` (compile mode
+    max-autotune-no-cudagraphs: Inductor times the kernel's configurations) and ``KEY=VALUE`` kernel options
+    (FlexKernelOptions; integers, true/false, or names such as BACKEND=FLASH)."""
+    out = []
+    for name in (x.strip() for x in text.split(";")):
+        if not name:
+            continue
+        opts: dict = {}
+        mode = None
+        for item in (x.strip() for x in name.split(",")):
+            if item in ("default", ""):
+                continue
+            if item == "autotune":
+                mode = "max-autotune-no-cudagraphs"
+                continue
+            key, sep, val = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"flex variant item {item!r} is not KEY=VALUE, 'autotune' or 'default'")
+            val = val.strip()
+            if val.lower() in ("true", "false"):
+                opts[key.strip()] = val.lower() == "true"
+            else:
+                opts[key.strip()] = int(val) if val.lstrip("-").isdigit() else val  # e.g. BACKEND=FLASH
+        out.append((name, opts or None, mode))
+    return out or [("default", None, None)]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -374,6 +424,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--sizes", default="768x1408,1080x1920", help="output sizes HxW, comma-separated")
     p.add_argument("--frames", type=int, default=57)
     p.add_argument("--backends", default="flex,dense")
+    p.add_argument(
+        "--flex-variants",
+        default="default",
+        help="';'-separated configurations of the compiled FlexAttention kernel, each a row of its own: default, "
+        "autotune, or KEY=VALUE kernel options joined by ',' (e.g. 'default;BLOCK_M=128,BLOCK_N=64,num_warps=8')",
+    )
     p.add_argument("--decoder", default="tc", choices=["tc", "vae"])
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--kv-lean", action="store_true", help="KV cache without the spare window slot")
@@ -398,6 +454,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="torch.compile mode of the compile lever (reduce-overhead: CUDA graphs per compiled part, experimental)",
     )
     p.add_argument("--fp8-fast-accum", action="store_true", help="FP8 GEMMs with Hopper fast accumulation")
+    p.add_argument(
+        "--fp8-include",
+        default=",".join(DEFAULT_INCLUDE),
+        help="the block linears the FP8 levers convert (names relative to a DiT block, comma-separated)",
+    )
     p.add_argument("--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check")
     p.add_argument(
         "--profile",
@@ -407,6 +468,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="after each timed run, profile N steady chunks (torch.profiler): time per kind of kernel, the top 15",
     )
     args = p.parse_args(argv)
+    try:
+        variants = parse_flex_variants(args.flex_variants)
+    except ValueError as e:
+        p.error(str(e))
     if args.levers is not None and (args.fp8 or args.compile_blocks):
         p.error("--levers replaces --fp8 / --compile-blocks: give one or the other")
     if args.levers is not None:
@@ -432,7 +497,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     build_s = time.perf_counter() - t0
     sizes = _parse_sizes(args.sizes)
     backends = args.backends.split(",")
-    state = _LeverState(up, args.compile_mode, args.fp8_fast_accum)
+    # (backend, variant name, kernel options, compile mode): the flex variants apply to flex alone
+    runs = [(b, *v) for b in backends for v in (variants if b == "flex" else [("default", None, None)])]
+    fp8_include = tuple(x.strip() for x in args.fp8_include.split(",") if x.strip())
+    state = _LeverState(up, args.compile_mode, args.fp8_fast_accum, fp8_include)
     results = []
     with torch.inference_mode(), contextlib.closing(state):
         if args.check:
@@ -462,19 +530,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     raise
                 traceback.print_exc()
                 for hw in sizes:
-                    for backend in backends:
-                        r = {"out_hw": list(hw), "backend": backend, **extra, "label": _label(backend, lever)}
+                    for backend, variant, _, _ in runs:
+                        label = _label(backend, lever, variant)
+                        r = {"out_hw": list(hw), "backend": backend, **extra, "label": label, "flex_variant": variant}
                         r["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                         results.append(r)
                         print(_row(r), flush=True)
                 continue
             for hw in sizes:
-                for backend in backends:
+                for backend, variant, kernel_options, flex_mode in runs:
+                    attn_mod.set_flex_options(kernel_options, flex_mode)
                     try:
                         r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
                         if args.profile > 0:
                             r["profile"] = profile_steady(up, hw, backend, device, args.profile)
-                            _print_profile(_label(backend, lever), r["profile"])
+                            _print_profile(_label(backend, lever, variant), r["profile"])
                     except torch.OutOfMemoryError as e:  # report and go on
                         r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}
                         torch.cuda.empty_cache()
@@ -493,11 +563,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         device=str(device),
                         decoder=args.decoder,
                         kv_spare_slot=not args.kv_lean,
-                        label=_label(backend, lever),
+                        label=_label(backend, lever, variant),
+                        flex_variant=variant,
                         **extra,
                     )
                     results.append(r)
                     print(_row(r), flush=True)
+    attn_mod.set_flex_options()  # back to PyTorch's defaults
     meta = {
         "build_s": build_s,
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
@@ -506,10 +578,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "levers": levers,
     }
     # table in the requested order: per output size and backend, the levers side by side
-    order = [(tuple(hw), b, lv) for hw in sizes for b in backends for lv in levers]
+    order = [(tuple(hw), b, v, lv) for hw in sizes for b, v, _, _ in runs for lv in levers]
     key = {k: i for i, k in enumerate(order)}
     rows = [r for r in results if "check" not in r]
-    rows.sort(key=lambda r: key.get((tuple(r["out_hw"]), r["backend"], r.get("lever", "none")), len(key)))
+    rows.sort(
+        key=lambda r: key.get(
+            (tuple(r["out_hw"]), r["backend"], r.get("flex_variant", "default"), r.get("lever", "none")), len(key)
+        )
+    )
     print(_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -529,7 +605,8 @@ def _row(r: dict) -> str:
     if "error" in r:
         return f"{r['out_hw'][0]}x{r['out_hw'][1]} {label}: {r['error']}"
     line = (
-        f"{r['out_hw'][0]}x{r['out_hw'][1]} {label}: {r['fps']:.2f} FPS, call0 {_fmt(r['call0_s'], '.3f')} s,"
+        f"{r['out_hw'][0]}x{r['out_hw'][1]} {label}: {r['fps']:.2f} FPS ({_fmt(r.get('steady_fps'), '.2f')} steady),"
+        f" call0 {_fmt(r['call0_s'], '.3f')} s,"
         f" steady chunk {_fmt(r['steady_chunk_s'], '.3f')} s, peak {_fmt(r['peak_mem_gb'], '.2f')} GiB,"
         f" DiT {_fmt(r['dit_tflops_per_s'], '.1f')} TFLOP/s"
     )
@@ -543,7 +620,7 @@ def _table(results: list[dict]) -> str:
     bw = max([7, *(len(r.get("label", r["backend"])) for r in rows)])
     psnr = any(r.get("psnr_vs_bf16_db") is not None for r in rows)
     head = (
-        f"{'output':>11} {'backend':>{bw}} {'FPS':>7} {'call0 s':>8} {'chunk s':>8} {'DiT s':>7} "
+        f"{'output':>11} {'backend':>{bw}} {'FPS':>7} {'steady':>7} {'call0 s':>8} {'chunk s':>8} {'DiT s':>7} "
         f"{'dec s':>7} {'peak GiB':>8} {'TFLOP/s':>8}" + (f" {'PSNR dB':>8}" if psnr else "")
     )
     lines = [head, "-" * len(head)]
@@ -554,6 +631,7 @@ def _table(results: list[dict]) -> str:
             continue
         lines.append(
             f"{str(r['out_hw'][0]) + 'x' + str(r['out_hw'][1]):>11} {label:>{bw}} {r['fps']:7.2f} "
+            f"{_fmt(r.get('steady_fps'), '7.2f')} "
             f"{_fmt(r['call0_s'], '8.3f')} {_fmt(r['steady_chunk_s'], '8.3f')} {_fmt(r['steady_dit_s'], '7.3f')} "
             f"{_fmt(r['steady_decode_s'], '7.3f')} {_fmt(r['peak_mem_gb'], '8.2f')} "
             f"{_fmt(r['dit_tflops_per_s'], '8.1f')}" + (f" {_fmt(r.get('psnr_vs_bf16_db'), '8.2f')}" if psnr else "")

@@ -53,3 +53,22 @@ def test_bench_profile_groups_op_time_by_kind(tmp_path: Path) -> None:
     assert sum(prof["ms_per_chunk"].values()) == pytest.approx(prof["total_ms_per_chunk"])
     assert {"conv", "attention"} <= set(prof["ms_per_chunk"])  # the decoder's convolutions, the DiT's attention
     assert len(prof["top"]) == 15 and all(t["ms_per_chunk"] > 0 for t in prof["top"])
+
+
+def test_flex_variants_parse_and_label_rows() -> None:
+    spec = importlib.util.spec_from_file_location("bench_flashvsr", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = mod.parse_flex_variants("default; autotune ;BLOCK_M=128,BLOCK_N=64,USE_TMA=true")
+    assert got == [
+        ("default", None, None),
+        ("autotune", None, "max-autotune-no-cudagraphs"),
+        ("BLOCK_M=128,BLOCK_N=64,USE_TMA=true", {"BLOCK_M": 128, "BLOCK_N": 64, "USE_TMA": True}, None),
+    ]
+    assert mod.parse_flex_variants("") == [("default", None, None)]
+    assert mod.parse_flex_variants("BACKEND=FLASH")[0][1] == {"BACKEND": "FLASH"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        mod.parse_flex_variants("BLOCK_M")
+    assert mod._label("flex", "compile+dec", "autotune") == "flex+compile+dec[autotune]"
+    assert mod._label("flex", "none") == "flex"
+    assert mod.kernel_kind("triton_tem_fused_0") == "Triton template"
