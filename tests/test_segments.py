@@ -289,3 +289,21 @@ def test_cli_bad_segment_arguments(clip: Path, tmp_path: Path, extra: list[str],
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_join_refuses_parts_encoded_differently(tmp_path: Path) -> None:
+    from streamvsr.errors import OutputError
+    from streamvsr.media.reader import open_reader
+    from streamvsr.media.remux import concat_video
+
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    make_clip(a, frames=6, width=64, height=48)
+    make_clip(b, frames=6, width=96, height=48)  # another size: its packets cannot follow a's
+    with open_reader(a) as r:
+        info = r.info
+        pts = [f.pts for f in r]
+    pts += [pts[-1] + (pts[1] - pts[0]) * (i + 1) for i in range(6)]
+    out = tmp_path / "joined.mp4"
+    with pytest.raises(OutputError, match=r"b\.mp4: encoded differently from .*a\.mp4"):
+        concat_video([a, b], out, info, pts, [0, 6])
+    assert not out.exists() and not list(tmp_path.glob(".joined.mp4.partial-*"))  # nothing left behind

@@ -219,6 +219,7 @@ class VideoJoin:
         self._step = max(1, round(1 / (Fraction(src_info.fps) * self._src_tb)))  # one frame
         self._writer: _RemuxWriter | None = None
         self._sig: tuple | None = None
+        self._first_part: str | Path | None = None  # the part the others must match
         self._last_dts: int | None = None
 
     def _dts_at(self, k: int, d: int, first: int, tb: Fraction) -> int:
@@ -243,7 +244,7 @@ class VideoJoin:
             if vs is None:
                 raise OutputError(f"{part}: a part has no video stream")
             if self._sig is None:
-                self._sig = _signature(vs)
+                self._sig, self._first_part = _signature(vs), part
             elif _signature(vs) != self._sig:
                 raise OutputError(
                     f"{part}: encoded differently from {self._first_part}; cannot join without re-encoding"
