@@ -280,3 +280,20 @@ def test_flex_pieces_compiled_equal_dense_on_cuda() -> None:
     out = flex_block_attention_pieces(q, (k[:, :, :cut], k[:, :, cut:]), (v[:, :, :cut], v[:, :, cut:]), bm, 128, True)
     assert out[0, 1, 256:384].abs().max() == 0
     assert (out.float() - dense.float()).abs().max() < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flex_backward_runs_with_tuned_options_set_on_cuda() -> None:
+    from streamvsr.models.flashvsr import attention as attn_mod
+
+    q, k, v, bm = (t.cuda() for t in _random_case())
+    q, k, v = (t.to(torch.bfloat16) for t in (q, k, v))
+    q.requires_grad_(True)
+    attn_mod.set_flex_options({"USE_TMA": True})
+    try:
+        out = flex_block_attention(q, k, v, bm, compiled=True)  # needs gradients: PyTorch's own options
+        out.float().sum().backward()
+    finally:
+        attn_mod.set_flex_options()
+    assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0

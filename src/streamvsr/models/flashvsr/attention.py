@@ -279,7 +279,8 @@ def set_flex_options(kernel_options: dict | None = None, mode: str | None = None
     """Tune the compiled FlexAttention kernel (CUDA): ``kernel_options`` are FlexAttention's
     ``FlexKernelOptions`` (``BLOCK_M``, ``BLOCK_N``, ``num_warps``, ``num_stages``, ``USE_TMA``, ...);
     ``mode`` is the torch.compile mode (``"max-autotune-no-cudagraphs"`` lets Inductor pick the kernel's
-    configuration by timing). None restores the defaults. The eager path (CPU) ignores both."""
+    configuration by timing). None restores the defaults. The eager path (CPU) ignores both, and calls that
+    need gradients ignore the kernel options (they were measured for inference only)."""
     global _FLEX_COMPILED, _FLEX_OPTIONS, _FLEX_MODE
     _FLEX_OPTIONS = dict(kernel_options) if kernel_options else None
     _FLEX_MODE = mode
@@ -349,7 +350,9 @@ def flex_block_attention(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
         warnings.filterwarnings("ignore", message=".*return_lse is deprecated.*")
-        opts = {"kernel_options": _FLEX_OPTIONS} if compiled and _FLEX_OPTIONS else {}
+        # the options were measured for inference: a call that needs gradients (training) keeps the defaults
+        tuned = compiled and _FLEX_OPTIONS and not needs_grad
+        opts = {"kernel_options": _FLEX_OPTIONS} if tuned else {}
         if return_lse:
             opts["return_lse"] = True
         out = fn(q, k, v, block_mask=bmask, **opts)
