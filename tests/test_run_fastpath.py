@@ -85,6 +85,24 @@ def test_to_array_matches_formula(
         assert np.array_equal(out, ref), chunk
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_to_array_async_on_cuda_matches_formula(dtype: type) -> None:
+    """The device conversion with the copy into pinned memory, waited for from another thread."""
+    import threading
+
+    t, h, w = 3, 17, 9
+    x = special_values(t * 3 * h * w, seed=w)[: t * 3 * h * w].reshape(t, h, w, 3).permute(0, 3, 1, 2)
+    pending = run.to_array_async(x.cuda(), dtype)
+    torch.cuda._sleep(1_000_000)  # later work on the stream does not delay the result
+    got: list[np.ndarray] = []
+    reader = threading.Thread(target=lambda: got.append(pending()))
+    reader.start()
+    reader.join()
+    assert got[0].dtype == dtype and np.array_equal(got[0], ref_to_array(x, dtype))
+
+
 def test_uint8_tensors_pass_through() -> None:
     frames = [all_values(np.uint8, 16, 20), all_values(np.uint8, 16, 20)[:, ::-1].copy()]
     x = to_tensor(frames, integer=True)

@@ -132,21 +132,52 @@ def to_array(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     per batch in the output's integer width where torch has it. ``torch.uint8`` frames (from models with
     ``spec.uint8_io``) are only laid out as (T, H, W, 3), which may share memory with ``frames``.
     """
+    return to_array_async(frames, dtype)()
+
+
+def to_array_async(frames: torch.Tensor, dtype: np.dtype) -> Callable[[], np.ndarray]:
+    """:func:`to_array` that does not wait for a CUDA device: the conversion and the copy into pinned host
+    memory are queued on the current stream, and the returned function waits for them (from any thread)
+    and gives the array. The caller can queue more work (the next frames) meanwhile. Elsewhere the array is
+    made at once."""
     dtype = np.dtype(dtype)
     x = frames.detach().permute(0, 2, 3, 1)
     if x.dtype == torch.uint8:
         if dtype != np.uint8:
             raise ValueError(f"uint8 frames cannot become {dtype}")
-        return x.contiguous().cpu().numpy()
+        return _host_copy(x.contiguous(), None)
     peak = 255.0 if dtype == np.uint8 else 65535.0
     if x.device.type != "cpu":
         # to (T, H, W, 3) first: free for channels-last outputs, one transposing copy otherwise; the math
         # then runs on a contiguous tensor (elementwise ops on strided views are several times slower)
         x = x.contiguous().float()
         x = x.mul(peak).add_(0.5).clamp_(0, peak)  # + 0.5 then truncation = rounding
-        if dtype == np.uint8:
-            return x.to(torch.uint8).cpu().numpy()
-        return x.to(torch.int32).cpu().numpy().astype(dtype)
+        return _host_copy(x.to(torch.uint8 if dtype == np.uint8 else torch.int32), dtype)
+    arr = _to_array_cpu(x, dtype, peak)
+    return lambda: arr
+
+
+def _host_copy(x: torch.Tensor, dtype: np.dtype | None) -> Callable[[], np.ndarray]:
+    """Copy ``x`` to the host; on CUDA without waiting (pinned buffer + event). ``dtype``: numpy cast."""
+    if x.device.type != "cuda":
+        arr = x.cpu().numpy()
+        arr = arr if dtype is None or arr.dtype == dtype else arr.astype(dtype)
+        return lambda: arr
+    host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+    host.copy_(x, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(x.device))
+
+    def result() -> np.ndarray:
+        done.synchronize()
+        arr = host.numpy()
+        return arr if dtype is None or arr.dtype == dtype else arr.astype(dtype)
+
+    return result
+
+
+def _to_array_cpu(x: torch.Tensor, dtype: np.dtype, peak: float) -> np.ndarray:
+    """The CPU path of :func:`to_array`; ``x`` is (T, H, W, 3) float."""
     src = x.numpy() if x.dtype == torch.float32 else x.float().numpy()
     t, h, w, c = src.shape
     out = np.empty((t, h, w, c), dtype)
@@ -208,6 +239,8 @@ def upscale_file(
     encode = encode or EncodeOptions()
     engine = Engine(model, device)
     uint8_io = bool(getattr(model.spec, "uint8_io", False))
+    # a model that takes host frames copies them on its own stream (see ModelSpec.host_input)
+    in_device = "cpu" if getattr(model.spec, "host_input", False) else device
     s = model.spec.scale
     t0 = time.perf_counter()
     if frame_range is not None and (start is not None or duration is not None):
@@ -249,8 +282,8 @@ def upscale_file(
                         item = enc_q.get()
                         if item is _DONE:
                             return
-                        arrays, ptss = item
-                        for a, p in zip(arrays, ptss):
+                        pending, ptss = item
+                        for a, p in zip(pending(), ptss):  # waits for the device copy, if any
                             if frame_range is not None and not frame_range.keep_first <= p <= frame_range.keep_last:
                                 continue  # a warm-up or look-ahead frame
                             writer.write(a, pts=p)
@@ -276,16 +309,17 @@ def upscale_file(
                     if frames:
                         # 8-bit video reaches a model with ``uint8_io`` as integers: no float conversion
                         integer = uint8_io and frames[0].dtype == np.uint8
-                        out = engine.push(to_tensor(frames, device, integer=integer))
+                        out = engine.push(to_tensor(frames, in_device, integer=integer))
                     else:
                         out = engine.flush()
                     if out.shape[0] == 0:
                         return
-                    arrays = list(to_array(out, out_dtype))
-                    ptss = [pending_pts.popleft() for _ in arrays]
+                    # no wait for the device here: the encoder thread waits, the model gets the next frames
+                    pending = to_array_async(out, out_dtype)
+                    ptss = [pending_pts.popleft() for _ in range(out.shape[0])]
                     while not stop.is_set():
                         try:
-                            enc_q.put((arrays, ptss), timeout=0.1)
+                            enc_q.put((pending, ptss), timeout=0.1)
                             return
                         except queue.Full:
                             continue
