@@ -221,3 +221,59 @@ def test_fast_size_runs_with_patch_4_and_one_cached_window():
     out = Engine(up).run(torch.rand(3, 3, 20, 30), chunk=2)
     assert out.shape == (3, 3, 80, 120)
     assert torch.isfinite(out).all()
+
+
+def test_streams_are_off_without_cuda(up: FlashVSRUpscaler) -> None:
+    cpu = FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, streams=True)
+    assert not cpu.streams and not cpu.spec.host_input  # a CPU model has no streams; the engine moves frames
+
+
+class _HostProbe:
+    """A model that records the device of the frames it is given (host_input declared or not)."""
+
+    def __init__(self, host_input: bool):
+        from streamvsr.pipeline.protocol import ModelSpec
+
+        self.spec = ModelSpec("probe", 1, host_input=host_input)
+        self.seen: list[str] = []
+
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        self.seen.append(frames.device.type)
+        return frames
+
+    def flush(self) -> torch.Tensor:
+        return torch.empty(0, 3, 0, 0)
+
+    def reset(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("host_input", [False, True])
+def test_engine_hands_host_frames_to_host_input_models(host_input: bool) -> None:
+    device = "meta"  # any device but the host's: the engine must move frames there unless the model takes host frames
+    probe = _HostProbe(host_input)
+    Engine(probe, device=device).push(torch.rand(2, 3, 4, 4))
+    assert probe.seen == ["cpu" if host_input else "meta"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("host", [False, True])
+def test_streams_give_the_same_frames_on_cuda(host: bool) -> None:
+    """The decoder on its own stream beside the next DiT call: the same outputs, bit for bit, whether the
+    caller pushes host frames (copied on the work stream) or device frames (made on the caller's stream)."""
+    up = FlashVSRUpscaler.from_config(TINY, device="cuda", dtype=torch.float32, seed=0)
+    torch.manual_seed(3)
+    x = torch.rand(45, 3, LR, LR)
+    ref = Engine(up, device="cuda").run(x.cuda(), chunk=8)
+    up.streams = True
+    assert up.spec.host_input
+    src = x if host else x.cuda()
+    engine = Engine(up, device="cuda")
+    outs = []
+    for i in range(0, x.shape[0], 8):
+        outs.append(engine.push(src[i : i + 8]))
+        torch.cuda._sleep(1_000_000)  # the caller's stream is busy: the upscaler's streams must not wait for it
+    outs.append(engine.flush())
+    got = torch.cat(outs)
+    assert got.shape == ref.shape and torch.equal(got, ref)

@@ -221,6 +221,11 @@ class _Bar:
 )
 @click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
 @click.option(
+    "--no-streams",
+    is_flag=True,
+    help="FlashVSR on CUDA: decode each chunk on the DiT's stream instead of beside the next chunk's DiT.",
+)
+@click.option(
     "--segments",
     default=None,
     help="Split the video into N segments (or auto: one per torchrun rank, cut at scene changes), upscale them"
@@ -252,6 +257,10 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         if kw["model"] != "flashvsr":
             raise StreamVSRError("--detail applies to --model flashvsr")
         model_opts["detail"] = kw["detail"]
+    if kw["no_streams"]:
+        if kw["model"] != "flashvsr":
+            raise StreamVSRError("--no-streams applies to --model flashvsr")
+        model_opts["streams"] = False
     if kw["seed"] is not None and input_path != "-" and segments is None:
         # the official noise draw needs the whole video's latent shape up front
         from streamvsr.media import open_reader

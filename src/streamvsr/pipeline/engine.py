@@ -3,7 +3,8 @@
 * pads every frame to the model's size multiple and crops the output back to ``scale x`` input;
 * counts frames, so that after :meth:`Engine.flush` exactly one output exists per input, for any
   length (1 frame included): extra frames a model makes while padding its tail are trimmed;
-* converts dtype/device at the edges, so models see ``(T, 3, h, w)`` in [0, 1] on their device;
+* converts dtype/device at the edges, so models see ``(T, 3, h, w)`` in [0, 1] on their device (host
+  frames stay on the host for a model whose spec sets ``host_input``: it copies them on its own stream);
 * passes ``torch.uint8`` frames straight through to models that declare ``spec.uint8_io`` (padding and
   cropping are exact copies, so the same on integers), and returns uint8 frames for them.
 """
@@ -77,7 +78,8 @@ class Engine:
         self._check_size(frames)
         if frames.shape[0] == 0:
             return self._empty()
-        frames = frames.to(self.device, non_blocking=True)
+        if not (frames.device.type == "cpu" and getattr(self.model.spec, "host_input", False)):
+            frames = frames.to(self.device, non_blocking=True)
         self.frames_in += frames.shape[0]
         out = self.model.push(pad_frames(frames, self.model.spec.multiple))
         return self._emit(out)

@@ -26,6 +26,8 @@ afterwards from the same generator). That tensor grows with the video (the only 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,6 +225,11 @@ class FlashVSRUpscaler:
     The predicted latents are scaled toward zero, the mean of the normalised latent space, before the
     TCDecoder (which also sees the LR frames) decodes them: 1 = the model as trained; 0 = the decoder's
     LR-conditioned reconstruction alone (higher PSNR, less texture). Needs a conditional decoder.
+    streams: on CUDA, run the upsampling, LQ projector and DiT on one stream of the upscaler's own and the
+    decoder on a second, so that chunk n is decoded while the DiT already works on chunk n + 1 (when the
+    caller pushes again before it reads chunk n back). ``push`` then also takes host frames (the spec's
+    ``host_input``) and copies them on the first stream. The outputs are the same; each is ready on the
+    caller's current stream when ``push`` returns it. Ignored off CUDA.
     """
 
     def __init__(
@@ -242,6 +249,7 @@ class FlashVSRUpscaler:
         on_chunk: Callable[[ChunkInfo], None] | None = None,
         kv_spare_slot: bool = True,
         detail: float = 1.0,
+        streams: bool = False,
         name: str = "flashvsr",
     ):
         if color_fix not in ("adain", "wavelet", "none"):
@@ -285,6 +293,7 @@ class FlashVSRUpscaler:
             decoder.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             _cuda_fast_paths(lq_proj, self.device)
+        self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
@@ -292,7 +301,21 @@ class FlashVSRUpscaler:
             name=name, scale=SCALE, latency=self.max_lookahead, multiple=block_px // SCALE, dtypes=dtypes
         )
         self._state: DiTState | None = None
+        self.streams = streams
         self.reset()
+
+    @property
+    def streams(self) -> bool:
+        """Whether the upscaler runs on its own (work, decode) CUDA streams (see the class docstring)."""
+        return self._streams is not None
+
+    @streams.setter
+    def streams(self, on: bool) -> None:
+        """Switch the streams on or off (off CUDA: always off); call between streams (after flush/reset)."""
+        on = bool(on) and self.device.type == "cuda"
+        if on != self.streams:
+            self._streams = (torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)) if on else None
+        self.spec = dataclasses.replace(self.spec, host_input=on)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -366,12 +389,16 @@ class FlashVSRUpscaler:
             raise InputError(f"frame size changed mid-stream: {self._size[1]}x{self._size[0]} -> {w}x{h}")
         if self.noise == "official" and self._n_in + frames.shape[0] > self.num_frames:  # type: ignore[operator]
             raise InputError(f'noise="official" was set up for {self.num_frames} frames; more were pushed')
-        up = self._upsample(frames)
-        for i in range(up.shape[0]):
-            self._hr[self._n_in + i] = up[i]
-        self._n_in += up.shape[0]
-        self._last_hr = up[-1]
-        return self._advance(self._n_in)
+        with self._on_work(frames):
+            if frames.device.type == "cpu" and self._streams is not None:  # no host sync: pinned, async
+                frames = frames.contiguous().pin_memory().to(self.device, non_blocking=True)
+            up = self._upsample(frames)
+            for i in range(up.shape[0]):
+                self._hr[self._n_in + i] = up[i]
+            self._n_in += up.shape[0]
+            self._last_hr = up[-1]
+            out = self._advance(self._n_in)
+        return self._hand_over(out)
 
     @torch.inference_mode()
     def flush(self) -> torch.Tensor:
@@ -379,13 +406,45 @@ class FlashVSRUpscaler:
             self.reset()
             return self._empty()
         total = padded_frame_count(self._n_in)
-        for i in range(self._n_in, total):
-            self._hr[i] = self._last_hr  # type: ignore[assignment]
-        out = self._advance(total)
+        with self._on_work(None):
+            for i in range(self._n_in, total):
+                self._hr[i] = self._last_hr  # type: ignore[assignment]
+            out = self._advance(total)
+        out = self._hand_over(out)
         self.reset()
         return out
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _on_work(self, frames: torch.Tensor | None) -> contextlib.AbstractContextManager:
+        """The work stream's context (a no-op without streams). Device frames made on the caller's stream
+        are waited for; host frames are not (that wait would queue behind the caller's earlier work)."""
+        if self._streams is None:
+            return contextlib.nullcontext()
+        work = self._streams[0]
+        if frames is not None and frames.device.type != "cpu":
+            work.wait_stream(torch.cuda.current_stream(self.device))
+        return torch.cuda.stream(work)
+
+    def _on_decode(self, *tensors: torch.Tensor) -> contextlib.AbstractContextManager:
+        """The decode stream's context, after the work stream's work so far; ``tensors`` (made on the work
+        stream) are marked as used there, so the allocator does not hand their memory out too early."""
+        if self._streams is None:
+            return contextlib.nullcontext()
+        work, dec = self._streams
+        dec.wait_stream(work)
+        for t in tensors:
+            t.record_stream(dec)
+        return torch.cuda.stream(dec)
+
+    def _hand_over(self, out: torch.Tensor) -> torch.Tensor:
+        """Make ``out`` (from the decode stream) safe to use on the caller's current stream."""
+        if self._streams is None:
+            return out
+        cur = torch.cuda.current_stream(self.device)
+        cur.wait_stream(self._streams[1])
+        out.record_stream(cur)
+        return out
 
     def _empty(self) -> torch.Tensor:
         if self._size is None:
@@ -474,7 +533,10 @@ class FlashVSRUpscaler:
             self._next_latent = b
         if not outs:
             return self._empty()
-        return torch.cat(outs)
+        if len(outs) == 1:
+            return outs[0]
+        with self._on_decode():
+            return torch.cat(outs)
 
     def _call(self, a: int, b: int) -> torch.Tensor:
         self._sync()
@@ -496,14 +558,16 @@ class FlashVSRUpscaler:
         s = 0 if a == 0 else FRAMES_PER_LATENT * a - 3
         e = FRAMES_PER_LATENT * b - 3
         ref = self._frames(s, e)  # (1, 3, n, H, W) bicubic LR of the output frames
-        if self.uses_cond:
-            out = self.decoder.decode(x0, ref)
-        else:
-            out = self.decoder.decode(x0)
-        out = out[0].transpose(0, 1)  # (n, 3, H, W)
-        if out.shape[0] != e - s:
-            raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
-        out = self._color(out, ref[0].transpose(0, 1))
+        with self._on_decode(x0, ref):
+            if self.uses_cond:
+                out = self.decoder.decode(x0, ref)
+            else:
+                out = self.decoder.decode(x0)
+            out = out[0].transpose(0, 1)  # (n, 3, H, W)
+            if out.shape[0] != e - s:
+                raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
+            out = self._color(out, ref[0].transpose(0, 1))
+            out = ((out.float() + 1) * 0.5).clamp_(0, 1)
         for i in range(s, e):  # these frames are not needed any more
             self._hr.pop(i, None)
         self._sync()
@@ -511,7 +575,7 @@ class FlashVSRUpscaler:
         if self.on_chunk is not None:
             self.on_chunk(ChunkInfo(self._call_index, (a, b), (s, e), t1 - t0, t2 - t1, t2 - t0))
         self._call_index += 1
-        return ((out.float() + 1) * 0.5).clamp_(0, 1)
+        return out
 
     def _color(self, sr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if self.color_fix == "none":

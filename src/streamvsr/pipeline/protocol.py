@@ -4,7 +4,8 @@ A model is fed frames in order with ``push`` and returns whatever output frames 
 ``flush`` ends the stream and returns the rest; ``reset`` starts a new stream. Nothing is hidden:
 all state lives in the object and is bounded by the model's window, never by the video's length.
 
-Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device. A model whose spec
+Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device (or in host memory
+for a model whose spec sets ``host_input``). A model whose spec
 sets ``uint8_io`` also takes ``torch.uint8`` frames (0..255) and then returns ``torch.uint8`` frames: 8-bit
 video reaches it without any float conversion.
 """
@@ -30,6 +31,10 @@ class ModelSpec:
               ``torch.uint8`` frames, the same values the float path gives after rounding (a model that
               only moves or copies pixels: identity, nearest-neighbour, crops). 8-bit video then skips
               the uint8 -> float -> uint8 conversions, which on a CPU cost more than such a model.
+    host_input: ``push`` also takes frames in host (CPU) memory and moves them to its device itself, on
+              its own CUDA stream. The engine then hands host frames over as they are: a copy on the
+              caller's stream would wait behind the caller's work (e.g. reading the last output), and
+              the model could not run ahead of it.
     """
 
     name: str
@@ -38,6 +43,7 @@ class ModelSpec:
     multiple: int = 1
     dtypes: tuple[torch.dtype, ...] = field(default=(torch.float32,))
     uint8_io: bool = False
+    host_input: bool = False
 
 
 @runtime_checkable

@@ -85,6 +85,7 @@ def _flashvsr(
     default_folder: str | None = None,
     compile: bool = False,
     detail: float = 1.0,
+    streams: bool = True,
     **_: object,
 ) -> StreamingModel:
     """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
@@ -93,7 +94,8 @@ def _flashvsr(
     ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``detail``: see
     :class:`~streamvsr.pipeline.flashvsr.FlashVSRUpscaler`. ``compile``: torch.compile
     the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
-    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer).
+    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer). ``streams``: on CUDA,
+    decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
     """
     from dataclasses import replace
 
@@ -123,6 +125,7 @@ def _flashvsr(
         seed=0 if seed is None else seed,
         num_frames=num_frames if noise == "official" else None,
         detail=detail,
+        streams=streams,
         name="flashvsr",
     )
     if compile:
