@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -224,3 +225,20 @@ def test_tcdecoder_config_from_older_files() -> None:
     assert TCDecoderConfig.from_dict({**d, "lq_residual": True}).lq_residual
     with pytest.raises(ValueError):
         TCDecoderConfig.from_dict({**d, "bogus": 1})
+
+
+def test_tcdecoder_bilinear_upsampling() -> None:
+    """Same weights as the nearest decoder (no new parameters), other output, same streaming behaviour."""
+    near = _randomise(TCDecoder(TC_TINY).double(), 3)
+    bil = TCDecoder(dataclasses.replace(TC_TINY, upsample="bilinear")).double()
+    bil.load_state_dict(near.state_dict())  # strict: the same keys and shapes
+    lat, lr = _tc_inputs(3)
+    whole = bil(lat, lr)
+    assert whole.shape == near(lat, lr).shape and (whole - near(lat, lr)).abs().max() > 1e-6
+    bil.reset()
+    al = make_tc_condition(lr, first=True)
+    parts = [bil.decode(lat[:, :, 0:1], lr[:, :, 0:1]), bil.decode(lat[:, :, 1:3], al[:, :, 4:12])]
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-10)
+    assert TCDecoderConfig.from_dict({**dataclasses.asdict(TC_TINY), "upsample": "bilinear"}).upsample == "bilinear"
+    with pytest.raises(ValueError):
+        TCDecoder(dataclasses.replace(TC_TINY, upsample="bicubic"))

@@ -100,6 +100,10 @@ class TCDecoderConfig:
     # ours, not in the paper: the output is the condition frame (bicubic LR) plus the stack's output, so a
     # small decoder only has to learn the detail (the last conv starts at zero: output = bicubic)
     lq_residual: bool = False
+    # ours: how each stage doubles the resolution. "nearest" is the official TCDecoder's; it repeats every
+    # latent cell, so detail in the latents comes out with a copy of its spectrum at the 8-pixel latent grid
+    # (a regular hatching on flat areas, measured in docs/training.md). "bilinear" interpolates instead.
+    upsample: str = "nearest"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TCDecoderConfig:

@@ -1,9 +1,10 @@
 """FlashVSR Tiny Conditional Decoder (TCDecoder, spec §1.11.2).
 
 A decoder-only TAEHV derivative: latents (no VAE un-normalisation) concatenated with a pixel-unshuffled
-LR condition -> 3 stages of [MemBlock x3, nearest Upsample x2, TGrow, Conv2d] -> RGB in about [0, 1],
-mapped to [-1, 1] by x*2-1 (not clamped). With ``lq_residual`` (ours) the output is instead the condition
-frame plus the stack's output, and the last convolution starts at zero.
+LR condition -> 3 stages of [MemBlock x3, Upsample x2, TGrow, Conv2d] -> RGB in about [0, 1], mapped to
+[-1, 1] by x*2-1 (not clamped). With ``lq_residual`` (ours) the output is instead the condition
+frame plus the stack's output, and the last convolution starts at zero. The upsampling is nearest (official)
+or, with ``cfg.upsample="bilinear"`` (ours), bilinear.
 
 Layer index N is the state-dict index ``decoder.N`` of the official checkpoint. A MemBlock's memory is
 its own input at the previous time step (at its temporal rate); it is zero at the start of a stream. The
@@ -116,6 +117,8 @@ class TCDecoder(nn.Module):
         if cfg.cond_channels not in (0, expected):
             raise ValueError(f"cond_channels must be 0 or {expected} for this decoder, got {cfg.cond_channels}")
         self.frames_to_trim = self.time_factor - 1
+        if cfg.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample must be nearest or bilinear, got {cfg.upsample!r}")
         layers: list[nn.Module] = [
             _Clamp(),
             nn.Conv2d(cfg.cond_channels + cfg.latent_channels, ch[0], 3, padding=1),
@@ -126,7 +129,7 @@ class TCDecoder(nn.Module):
         for i in range(stages):
             layers += [_MemBlock(ch[i]) for _ in range(3)]
             layers += [
-                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Upsample(scale_factor=2, mode=cfg.upsample),
                 _TGrow(ch[i], cfg.time_strides[i]),
                 nn.Conv2d(ch[i], ch[i + 1], 3, padding=1, bias=False),
             ]
