@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streamvsr.errors import StreamVSRError
-from streamvsr.train.distributed import DistInfo, cleanup, init_distributed
+from streamvsr.train.distributed import DistInfo, barrier, cleanup, init_distributed
 
 __all__ = ["cli", "run_main"]
 
@@ -30,7 +30,11 @@ def run_main(
         raise SystemExit(f"{parser.prog}: give --data")
     info = init_distributed(args.device)
     try:
-        return train_fn(args, info, callback)
+        out = train_fn(args, info, callback)
+        # every rank is past its last collective before any tears the group down (once, not reproduced since,
+        # rank 1 of a 2-rank gloo test aborted at exit: "terminate called without an active exception")
+        barrier()
+        return out
     finally:
         cleanup()
 
