@@ -72,3 +72,35 @@ def test_flex_variants_parse_and_label_rows() -> None:
     assert mod._label("flex", "compile+dec", "autotune") == "flex+compile+dec[autotune]"
     assert mod._label("flex", "none") == "flex"
     assert mod.kernel_kind("triton_tem_fused_0") == "Triton template"
+
+
+def test_fp8_accuracy_bench(tmp_path: Path) -> None:
+    """bench/fp8_accuracy.py on a tiny random model: the FP8 copy really differs from the plain one (finite PSNR,
+    linears converted), both stream every frame, and the bf16 comparison is there on the CPU."""
+    import numpy as np
+    from PIL import Image
+
+    from streamvsr.media.synth import pattern_frame
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(path: Path):  # noqa: ANN202
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    load(root / "scripts" / "make_random_model.py").main([str(tmp_path / "w"), "--size", "tiny", "--dtype", "fp32"])
+    bench = load(root / "bench" / "fp8_accuracy.py")
+    seq = tmp_path / "data" / "clip"
+    seq.mkdir(parents=True)
+    for i in range(9):
+        Image.fromarray(np.ascontiguousarray(pattern_frame(i, 128, 128))).save(seq / f"{i:05d}.png")
+    out = tmp_path / "fp8.json"
+    rows = bench.main(["--weights", str(tmp_path / "w"), "--data", str(tmp_path / "data"), "--max-frames", "9",
+                       "--device", "cpu", "--json", str(out)])  # fmt: skip
+    assert len(rows) == 1 and rows[0]["frames"] == 9 and rows[0]["size"] == [128, 128]
+    data = json.loads(out.read_text())
+    assert data["meta"]["fp8_linears"] > 0
+    for key in ("psnr_fp8_db", "psnr_bf16_db"):
+        assert 0 < rows[0][key] < float("inf"), key
