@@ -4,10 +4,9 @@ A model is fed frames in order with ``push`` and returns whatever output frames 
 ``flush`` ends the stream and returns the rest; ``reset`` starts a new stream. Nothing is hidden:
 all state lives in the object and is bounded by the model's window, never by the video's length.
 
-Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device (or in host memory
-for a model whose spec sets ``host_input``). A model whose spec
-sets ``uint8_io`` also takes ``torch.uint8`` frames (0..255) and then returns ``torch.uint8`` frames: 8-bit
-video reaches it without any float conversion.
+Frames are ``(T, 3, H, W)`` float tensors, RGB in ``[0, 1]``, on the model's device (or in host memory for a
+model whose spec sets ``host_input``). A model whose spec sets ``uint8_io`` also takes ``torch.uint8`` frames
+(0..255) and then returns ``torch.uint8`` frames: 8-bit video reaches it without any float conversion.
 """
 
 from __future__ import annotations
