@@ -26,7 +26,8 @@
 # TC_JOINT=1: the TCDecoder trains the AE's encoder too (a conditional autoencoder, `tcdecoder --train-encoder`);
 # stages 1-3 then use its tuned autoencoder ($R/tc/export_ae), so stage 1 runs after it, not beside it.
 # Stage 3: S3_LR [2e-5], S3_DECODE [2] (latents decoded for the pixel losses), S3_MSE_W, S3_LPIPS_W, S3_DMD_W,
-# S3_TEMP_W [0] (the frame-difference loss against flicker, `--temporal-weight`).
+# S3_TEMP_W [0] (the frame-difference loss against flicker, `--temporal-weight`), S3_DE_W [0] (the local amount of
+# fine detail against texture drawn over flat areas, `--detail-energy-weight`).
 # S3_TRAIN_DEC=1: stage 3 fine-tunes the TCDecoder end to end too (`--train-decoder`, S3_DEC_LR [1e-4]).
 # VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
 # each TCDecoder slice (validation sequences: evaluation only, never training data).
@@ -47,6 +48,7 @@ AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
 S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX} S3_LR=${S3_LR:-2e-5} S3_DECODE=${S3_DECODE:-2} S3_TEMP_W=${S3_TEMP_W:-0}
+S3_DE_W=${S3_DE_W:-0}
 TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
 S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
 TC_W=$((W * 2 / 5)) S1_W=$((W * 3 / 5))  # loader processes while the TCDecoder and stage 1 share the GPU
@@ -86,8 +88,8 @@ s3() {  # RUN_DIR --init G --teacher T --tcdecoder TC: stage 3 (DMD) for S3_MIN 
     $PY -m streamvsr.recipes.stage3_dmd --run-dir "$run" --size "$SIZE" "$@" --data "$D" --clip-len 25 --crop 256 \
         --batch-size 4 --degradation "$S3_MIX" --workers "$W" --lr "$S3_LR" --attn-backend dense \
         --lpips-weights "$LPIPS" --decode-latents "$S3_DECODE" --dmd-weight "$S3_DMD_W" --mse-weight "$S3_MSE_W" \
-        --lpips-weight "$S3_LPIPS_W" --temporal-weight "$S3_TEMP_W" --schedule constant \
-        --max-minutes "$S3_MIN" --total-steps 1000000 --log-every 25 --ckpt-every 250 \
+        --lpips-weight "$S3_LPIPS_W" --temporal-weight "$S3_TEMP_W" --detail-energy-weight "$S3_DE_W" \
+        --schedule constant --max-minutes "$S3_MIN" --total-steps 1000000 --log-every 25 --ckpt-every 250 \
         $([ "$S3_TRAIN_DEC" = 1 ] && echo --train-decoder --decoder-lr "$S3_DEC_LR") $EXTRA > "$R/logs/$name.txt" 2>&1 ||
         tail -n 30 "$R/logs/$name.txt"
     tail -n 3 "$R/logs/$name.txt"

@@ -351,6 +351,16 @@ def test_stage3_without_dmd_leaves_both_scores_idle(
     assert all(r["grad_norm_f"] == 0 for r in recs) and recs[-1]["mse"] < recs[0]["mse"]
 
 
+def test_stage3_detail_energy_term_alone(env: dict[str, Path], tc_run: list[dict], s1_run: list[dict]) -> None:
+    """--detail-energy-weight is a pixel term of its own: alone it drives the generator loss (weight x term)."""
+    args = ("--clip-len", "25", "--fixed-batch", "--lr", "3e-3", "--init", str(env["root"] / "s1"),
+            "--teacher", str(env["root"] / "s1"), "--tcdecoder", str(env["root"] / "tc"), "--dmd-weight", "0",
+            "--mse-weight", "0", "--lpips-weight", "0", "--detail-energy-weight", "2", "--max-steps", "2")  # fmt: skip
+    recs = _run(stage3_dmd, env, "s3-de", *args)
+    assert all(r["detail_energy"] > 0 for r in recs)  # (mse is logged, with weight 0)
+    assert all(r["loss_g"] == pytest.approx(2 * r["detail_energy"], rel=1e-6) for r in recs)
+
+
 def test_fixed_text_context_round_trip(env: dict[str, Path], tc_run: list[dict]) -> None:
     """A size without a learned context trains with --context and exports it inside the folder."""
     cfg = dataclasses.replace(MICRO, dit=dataclasses.replace(MICRO.dit, learned_context=False, text_dim=8))

@@ -161,6 +161,29 @@ def test_temporal_difference_penalises_flicker_not_offsets() -> None:
         losses.temporal_difference(y[:, :, :1], y[:, :, :1])
 
 
+def test_detail_energy_counts_the_amount_of_detail_not_its_phase() -> None:
+    g = torch.Generator().manual_seed(0)
+    flat = torch.zeros(2, 3, 64, 64)
+    texture = torch.rand(2, 3, 64, 64, generator=g) * 0.4 - 0.2  # fine random detail
+    assert float(losses.detail_energy(texture, texture)) == 0.0
+    # texture over a flat target: costs its full amount, far more than its MSE
+    drawn = float(losses.detail_energy(texture, flat))
+    assert drawn > 0.05 and drawn > 3 * float(losses.mse(texture, flat))
+    # the same texture one pixel off: MSE sees a big error, the detail term next to none
+    shifted = texture.roll(1, dims=-1)
+    assert float(losses.detail_energy(shifted, texture)) < 0.1 * drawn
+    assert float(losses.mse(shifted, texture)) > 0.01
+    # a smooth ramp (no fine detail; only the border tiles see its slope) costs little; a constant offset nothing
+    ramp = torch.linspace(-0.5, 0.5, 64).expand(2, 3, 64, 64)
+    assert float(losses.detail_energy(ramp, flat)) < 0.05 * drawn
+    assert float(losses.detail_energy(texture + 0.3, texture)) == pytest.approx(0.0, abs=1e-6)
+    # videos work per frame; shapes must match
+    v = texture.reshape(1, 3, 2, 64, 64)
+    assert float(losses.detail_energy(v, torch.zeros_like(v))) > 0.05
+    with pytest.raises(ValueError):
+        losses.detail_energy(texture, flat[:, :, :32])
+
+
 def test_kl() -> None:
     zeros = torch.zeros(4, 16, 2, 3, 3)
     assert losses.kl_diag_gaussian(zeros, zeros) == 0.0

@@ -17,7 +17,8 @@ Models ([FlashVSR] §3.2 Stage 3, Fig. 2; spec §5):
   so it tracks the distribution of G's latents.
 
 Generator loss ([FlashVSR] total loss): L_DMD + mse_weight ||x - x_gt||^2 + lpips_weight LPIPS(x, x_gt), lpips
-weight 2; ``--temporal-weight`` adds our frame-difference term (:func:`losses.temporal_difference`).
+weight 2; ``--temporal-weight`` adds our frame-difference term (:func:`losses.temporal_difference`),
+``--detail-energy-weight`` our term on the local amount of fine detail (:func:`losses.detail_energy`).
 L_DMD ([DMD] Eq. 7, Alg. 1): x_t = (1 - s) sg(x0) + s eps' at s ~ shifted U(t_min, t_max); the gradient
 (fake_x0(x_t) - real_x0(x_t)) / mean|x0 - real_x0(x_t)| is applied to x0 through
 0.5 ||x0 - sg(x0 - grad)||^2. Pixel terms: 2 randomly chosen consecutive latents are decoded with the frozen
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mse-weight", type=float, default=1.0)
     p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of the total loss (0 = off)")
     p.add_argument("--temporal-weight", type=float, default=0.0, help="weight of the frame-difference loss (0 = off)")
+    p.add_argument(
+        "--detail-energy-weight",
+        type=float,
+        default=0.0,
+        help="weight of the local fine-detail amount term against texture drawn over flat areas (0 = off)",
+    )
     p.add_argument("--decode-latents", type=int, default=2, help="latents decoded for the pixel losses")
     p.add_argument("--train-decoder", action="store_true", help="also train the TCDecoder (pixel terms)")
     p.add_argument("--decoder-lr", type=float, default=None, help="TCDecoder learning rate (default --lr)")
@@ -108,7 +115,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         raise DataError(f"--crop must be a multiple of {block_px} for the attention windows, got {args.crop}")
     if not 1 <= args.decode_latents <= t_lat:
         raise DataError(f"--decode-latents must be in 1..{t_lat}")
-    pixel = args.mse_weight > 0 or args.lpips_weight > 0 or args.temporal_weight > 0
+    pixel = args.mse_weight > 0 or args.lpips_weight > 0 or args.temporal_weight > 0 or args.detail_energy_weight > 0
     if (pixel or args.export) and not args.tcdecoder:
         raise ModelError("stage 3 needs --tcdecoder (pixel losses and the exported folder)")
     if args.export_only and not args.export:
@@ -235,6 +242,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         l_mse = x0.new_zeros(())
         l_lp = x0.new_zeros(())
         l_tmp = x0.new_zeros(())
+        l_de = x0.new_zeros(())
         if pixel:
             n = args.decode_latents
             k = int(torch.randint(0, t_lat - n + 1, (1,), generator=gen, device=device).item())
@@ -246,8 +254,10 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 l_lp = losses.perceptual(perceptual_fn, frames, target)
                 if args.temporal_weight > 0:
                     l_tmp = losses.temporal_difference(frames, target)
+                if args.detail_energy_weight > 0:
+                    l_de = losses.detail_energy(frames, target)
         loss_g = args.dmd_weight * l_dmd + args.mse_weight * l_mse + args.lpips_weight * l_lp
-        loss_g = loss_g + args.temporal_weight * l_tmp
+        loss_g = loss_g + args.temporal_weight * l_tmp + args.detail_energy_weight * l_de
         gn_g = optimizer_step(loss_g, gen_net, opt_g, args.grad_clip, ema_g)  # backward fills the decoder's too
         gn_d = torch.zeros(())
         if opt_d is not None:
@@ -278,6 +288,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
             "mse": float(l_mse.detach()),
             "lpips": float(l_lp.detach()),
             "temporal": float(l_tmp.detach()),
+            "detail_energy": float(l_de.detach()),
             "fm_fake": float(l_fm.detach()),
             "real_fake_gap": float(gap),
             "x0_std": float(x0.detach().std()),
