@@ -159,17 +159,18 @@ def to_array_async(frames: torch.Tensor, dtype: np.dtype) -> Callable[[], np.nda
 
 def _host_copy(x: torch.Tensor, dtype: np.dtype | None) -> Callable[[], np.ndarray]:
     """Copy ``x`` to the host; on CUDA without waiting (pinned buffer + event). ``dtype``: numpy cast."""
-    if x.device.type != "cuda":
-        arr = x.cpu().numpy()
-        arr = arr if dtype is None or arr.dtype == dtype else arr.astype(dtype)
-        return lambda: arr
-    host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-    host.copy_(x, non_blocking=True)
-    done = torch.cuda.Event()
-    done.record(torch.cuda.current_stream(x.device))
+    done = None
+    if x.device.type == "cuda":
+        host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        host.copy_(x, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(x.device))
+    else:
+        host = x.cpu()
 
     def result() -> np.ndarray:
-        done.synchronize()
+        if done is not None:
+            done.synchronize()
         arr = host.numpy()
         return arr if dtype is None or arr.dtype == dtype else arr.astype(dtype)
 

@@ -466,6 +466,7 @@ class WanDiT(nn.Module):
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
         cos, sin = rope_angles(t_positions.to(tokens.device), h, w, self.cfg.head_dim, self.cfg.rope_theta)
+        run = self._run_blocks
         if attn is None:
             mask = None
             if segment_ids is not None:
@@ -481,9 +482,8 @@ class WanDiT(nn.Module):
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
             ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, window_visible=vis)
-            tokens = self._run_blocks_in_block_order(tokens, state, ctx)
-            return self.unpatchify(self.head(tokens, state.t), grid)
-        tokens = self._run_blocks(tokens, state, ctx)
+            run = self._run_blocks_in_block_order
+        tokens = run(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
 
