@@ -94,6 +94,7 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert "--compile applies to --model flashvsr and" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
     assert "--detail applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--detail", "0.5"))
     assert "--no-streams applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--no-streams"))
+    assert "--fp8 applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--fp8"))
     assert "0.0<=x<=2.0" in _err(run("upscale", str(clip), "-o", str(out), "--model", "flashvsr", "--detail", "3"))
     assert "--color-fix" in _err(run("upscale", str(clip), "-o", str(out), "--color-fix", "bad"))  # click: one line too
     _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))

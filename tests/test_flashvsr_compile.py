@@ -71,6 +71,31 @@ def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa
     assert seen == [compiled.dit, compiled.decoder] and compiled.dit is not plain.dit
 
 
+def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``load_model("flashvsr", fp8=True)`` (the CLI's --fp8): refused off Hopper and outside bf16 with one
+    clear error; where the FP8 GEMM runs, the DiT's FAST_INCLUDE linears are FP8Linear before compilation."""
+    import pytest
+
+    from streamvsr.errors import ModelError
+    from streamvsr.models.flashvsr import fp8 as fp8_mod
+    from streamvsr.models.flashvsr.fp8 import FAST_INCLUDE, FP8Linear
+
+    up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
+    save_flashvsr(tmp_path, SIZES["tiny"], {"dit": up.dit, "lq_proj": up.lq_proj, "decoder": up.decoder})
+    with pytest.raises(ModelError, match="compute capability 9.0"):
+        load_model("flashvsr", weights=tmp_path, fp8=True)
+    monkeypatch.setattr(fp8_mod, "fp8_gemm_device", lambda device: True)  # pretend a Hopper GPU
+    with pytest.raises(ModelError, match="bfloat16, not float32"):
+        load_model("flashvsr", weights=tmp_path, fp8=True)
+    seen = []
+    monkeypatch.setattr(flashvsr_pipeline, "compile_dit", lambda dit, *a, **k: seen.append(dit.blocks[0].ffn[0]))
+    m = load_model("flashvsr", weights=tmp_path, dtype=torch.bfloat16, fp8=True, compile=True)
+    kinds = {n: type(mod) for n, mod in m.dit.blocks[0].named_modules() if n in FAST_INCLUDE + ("ffn.2",)}
+    assert {n for n, t in kinds.items() if t is FP8Linear} == set(FAST_INCLUDE)
+    assert kinds["ffn.2"] is torch.nn.Linear
+    assert len(seen) == 1 and isinstance(seen[0], FP8Linear)  # converted before compile_dit saw the DiT
+
+
 def test_compiled_decoder_matches_eager() -> None:
     """compile_decoder: the TCDecoder's layer stack compiled (first pass + later passes: 2 graphs) streams the
     same frames; undo restores it; a non-TCDecoder is refused."""

@@ -27,6 +27,7 @@ class ModelEntry:
     scales: tuple[int, ...]
     factory: Callable[..., StreamingModel]
     needs_weights: bool = False
+    family: str = ""  # models that take the same runtime options share one (e.g. "flashvsr")
 
 
 def _bicubic(scale: int, device: torch.device, dtype: torch.dtype | None, **_: object) -> StreamingModel:
@@ -86,6 +87,7 @@ def _flashvsr(
     compile: bool = False,
     detail: float = 1.0,
     streams: bool = True,
+    fp8: bool = False,
     **_: object,
 ) -> StreamingModel:
     """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
@@ -96,6 +98,8 @@ def _flashvsr(
     the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
     :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer). ``streams``: on CUDA,
     decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
+    ``fp8``: the DiT blocks' big linears in FP8 e4m3 with per-token scales
+    (:data:`~streamvsr.models.flashvsr.fp8.FAST_INCLUDE`; Hopper GPUs, bf16 only): less memory, a little faster.
     """
     from dataclasses import replace
 
@@ -128,6 +132,14 @@ def _flashvsr(
         streams=streams,
         name="flashvsr",
     )
+    if fp8:
+        from streamvsr.models.flashvsr.fp8 import FAST_INCLUDE, convert_dit_linears_to_fp8, fp8_gemm_device
+
+        if not fp8_gemm_device(device):
+            raise ModelError(f"--fp8 needs a CUDA GPU of compute capability 9.0 or newer (Hopper); got {device}")
+        if dtype != torch.bfloat16:
+            raise ModelError(f"--fp8 runs the model in bfloat16, not {str(dtype).removeprefix('torch.')}")
+        convert_dit_linears_to_fp8(up.dit, FAST_INCLUDE)
     if compile:
         flashvsr_pipeline.compile_dit(up.dit)
         if isinstance(up.decoder, TCDecoder):  # the full variant's Wan VAE decoder stays eager
@@ -151,12 +163,19 @@ register(
         (4,),
         _flashvsr,
         needs_weights=True,
+        family="flashvsr",
     )
 )
 
 
 def available_models() -> list[ModelEntry]:
     return list(_REGISTRY.values())
+
+
+def model_family(name: str | None) -> str:
+    """The family of a registered model (``None``: the default model); "" for unknown names."""
+    entry = _REGISTRY.get(name or DEFAULT_MODEL)
+    return entry.family if entry is not None else ""
 
 
 def load_model(
@@ -198,5 +217,6 @@ register(
         (4,),
         _stream_diffvsr,
         needs_weights=True,
+        family="stream-diffvsr",
     )
 )
