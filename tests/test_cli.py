@@ -59,14 +59,29 @@ def test_progress_json_lines(clip: Path, tmp_path: Path) -> None:
 
 def test_png_output_and_no_audio(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames"
-    r = run("upscale", str(clip), "-o", str(out), "--format", "png", "--scale", "2", "--progress", "none")
+    r = run(
+        "upscale",
+        str(clip),
+        "-o",
+        str(out),
+        "--format",
+        "png",
+        "--model",
+        "bicubic",
+        "--scale",
+        "2",
+        "--progress",
+        "none",
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert len(list(out.glob("*.png"))) == 13
 
 
 def test_stdin_to_stdout(tmp_path: Path) -> None:
     y4m = make_clip(tmp_path / "a.y4m", frames=5, width=16, height=16, codec="rawvideo", format="yuv4mpegpipe")
-    r = run("upscale", "-", "-o", "-", "--scale", "2", "--progress", "none", input=y4m.read_bytes())
+    r = run(
+        "upscale", "-", "-o", "-", "--model", "bicubic", "--scale", "2", "--progress", "none", input=y4m.read_bytes()
+    )
     assert r.returncode == 0, r.stderr.decode()
     piped = tmp_path / "piped.mkv"
     piped.write_bytes(r.stdout)
@@ -91,10 +106,12 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert not out.exists()
     assert "scale" in _err(run("upscale", str(clip), "-o", str(out), "--model", "bicubic", "--scale", "5"))
     assert "unknown model" in _err(run("upscale", str(clip), "-o", str(out), "--model", "nope"))
-    assert "--compile applies to --model flashvsr and" in _err(run("upscale", str(clip), "-o", str(out), "--compile"))
-    assert "--detail applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--detail", "0.5"))
-    assert "--no-streams applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--no-streams"))
-    assert "--fp8 applies to --model flashvsr" in _err(run("upscale", str(clip), "-o", str(out), "--fp8"))
+    bic = ("upscale", str(clip), "-o", str(out), "--model", "bicubic")
+    assert "--compile applies to --model flashvsr and" in _err(run(*bic, "--compile"))
+    assert "--detail applies to --model flashvsr" in _err(run(*bic, "--detail", "0.5"))
+    assert "--no-streams applies to --model flashvsr" in _err(run(*bic, "--no-streams"))
+    assert "--fp8 applies to --model flashvsr" in _err(run(*bic, "--fp8"))
+    assert "compute capability 9.0" in _err(run("upscale", str(clip), "-o", str(out), "--device", "cpu", "--fp8"))
     assert "0.0<=x<=2.0" in _err(run("upscale", str(clip), "-o", str(out), "--model", "flashvsr", "--detail", "3"))
     assert "--color-fix" in _err(run("upscale", str(clip), "-o", str(out), "--color-fix", "bad"))  # click: one line too
     _err(run("upscale", str(clip), "-o", str(tmp_path / "no" / "dir" / "o.mp4"), "--progress", "none"))
@@ -103,7 +120,9 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     out.write_bytes(b"old")
     _err(run("upscale", str(clip), "-o", str(out), "--progress", "none"))
     assert out.read_bytes() == b"old"  # existing output kept without --overwrite
-    r = run("upscale", str(clip), "-o", str(out), "--progress", "none", "--overwrite", "--scale", "2")
+    r = run(
+        "upscale", str(clip), "-o", str(out), "--progress", "none", "--overwrite", "--model", "bicubic", "--scale", "2"
+    )
     assert r.returncode == 0 and out.stat().st_size > 3
 
 
@@ -152,13 +171,25 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
         make_clip(src / f"v{i}.mp4", frames=4, width=16, height=16)
     (src / "notes.txt").write_text("not a video")
     out = tmp_path / "out"
-    r = run("batch", str(src), str(out), "--scale", "2", "--pix-fmt", "yuv444p", "--encoder-opt", "preset=ultrafast")
+    r = run(
+        "batch",
+        str(src),
+        str(out),
+        "--model",
+        "bicubic",
+        "--scale",
+        "2",
+        "--pix-fmt",
+        "yuv444p",
+        "--encoder-opt",
+        "preset=ultrafast",
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert sorted(p.name for p in out.iterdir()) == ["v0.mp4", "v1.mp4", "v2.mp4"]
     assert streams(out / "v1.mp4")["w"] == 32
     with av.open(str(out / "v1.mp4")) as c:  # the encoder options reach every job
         assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"
-    r = run("batch", str(src), str(out), "--scale", "2")
+    r = run("batch", str(src), str(out), "--model", "bicubic", "--scale", "2")
     assert b"nothing to do" in r.stderr
 
     from streamvsr.pipeline.jobs import plan_jobs
@@ -233,7 +264,7 @@ def test_10bit_vfr_rotation_and_colour_tags_survive_the_pipeline(tmp_path: Path)
         matrix="bt709",
     )
     out = tmp_path / "out.mkv"
-    r = run("upscale", str(src), "-o", str(out), "--scale", "2", "--progress", "none")
+    r = run("upscale", str(src), "-o", str(out), "--model", "bicubic", "--scale", "2", "--progress", "none")
     assert r.returncode == 0, r.stderr.decode()
     from streamvsr.media import open_reader
 

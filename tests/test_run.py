@@ -37,8 +37,9 @@ def test_memory_does_not_grow_with_length(long_clip: Path, tmp_path: Path) -> No
 
 def test_ctrl_c_leaves_no_output(long_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.mp4"
+    args = ["upscale", str(long_clip), "-o", str(out), "--model", "bicubic", "--scale", "8"]
     p = subprocess.Popen(
-        [sys.executable, "-m", "streamvsr.cli.main", "upscale", str(long_clip), "-o", str(out), "--scale", "8"],
+        [sys.executable, "-m", "streamvsr.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from streamvsr.errors import ModelError
 from streamvsr.pipeline.frame_model import FrameModel
 from streamvsr.pipeline.protocol import ModelSpec, StreamingModel
 
-DEFAULT_MODEL = "bicubic"
+DEFAULT_MODEL = "flashvsr-fast"  # ours, embedded (src/streamvsr/weights/flashvsr-fast; docs/default_model_card.md)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,17 @@ register(
 
 def available_models() -> list[ModelEntry]:
     return list(_REGISTRY.values())
+
+
+register(
+    ModelEntry(
+        "flashvsr-fast",
+        "our FlashVSR-family x4 model, embedded (1 FPS at 1280x720 on 2 CPU cores; docs/default_model_card.md)",
+        (4,),
+        partial(_flashvsr, default_folder="flashvsr-fast"),
+        family="flashvsr",
+    )
+)
 
 
 def model_family(name: str | None) -> str:
