@@ -5,7 +5,9 @@
 MODEL is a registry name, or ``flashvsr=DIR``. The crop (LR pixels; H and W multiples of 32 for FlashVSR) of the
 first 33 frames is streamed through each model on the CPU, and output frame ``--frame`` is kept. ``--noise S``
 scales FlashVSR's input noise (0: no noise). Montages of `streamvsr eval --report` are downscaled; this shows
-single output pixels (used for the hatching in docs/training.md).
+single output pixels (used for the hatching in docs/training.md). ``--diff-cols A:B`` also prints, for each model,
+the RMS grey-level difference from the first model's frame over output columns A..B-1 of the crop (e.g. a flat
+wall, where texture a model draws and bicubic does not shows up as a difference).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--frame", type=int, default=16)
     p.add_argument("--frames", type=int, default=33)
     p.add_argument("--noise", type=float, default=1.0)
+    p.add_argument("--diff-cols", default=None, metavar="A:B")
     a = p.parse_args()
     frames = []
     with open_reader(a.clip) as r:
@@ -48,7 +51,13 @@ def main() -> None:
         model = load_model(name, weights=weights or None, device=torch.device("cpu"), dtype=torch.float32, scale=4)
         out = Engine(model).run(x, chunk=8)[a.frame]
         tiles.append((out.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
-        print(spec, flush=True)
+        line = spec
+        if a.diff_cols:
+            c0, c1 = (int(v) for v in a.diff_cols.split(":"))
+            grey = [np.asarray(Image.fromarray(t).convert("L"), np.float64)[:, c0:c1] for t in (tiles[0], tiles[-1])]
+            rms = np.sqrt(np.mean((grey[1] - grey[0]) ** 2))
+            line += f"  RMS difference from {a.models[0]} over columns {c0}:{c1}: {rms:.3f}"
+        print(line, flush=True)
     Image.fromarray(np.concatenate(tiles, axis=1)).save(a.out)
 
 
