@@ -404,5 +404,10 @@ def test_cli_eval_detail_reaches_flashvsr_and_is_recorded(tmp_path: Path, small_
         assert [d["options"] for d in data] == [{"detail": float(detail)}, {}]  # only FlashVSR takes it
         psnr[detail] = [d["mean"]["psnr_y"] for d in data]
     assert psnr["0"][0] != psnr["1"][0] and psnr["0"][1] == psnr["1"][1]
+    out = tmp_path / "default.json"  # the embedded default model is of the same family: it takes --detail too
+    r = _cli("--model", "flashvsr-fast", "--data", str(small_seq), "--detail", "0.5", "--metrics", "psnr_y",
+             "--json", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["options"] == {"detail": 0.5}  # one model: one result object
     r = _cli("--model", "bicubic", "--data", str(small_seq), "--detail", "0.5")
     assert r.exit_code != 0 and "--detail applies to --model flashvsr" in r.output

@@ -91,9 +91,12 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
     names, folders = _model_args(models, weights)
     model_options = {}
     if kw["detail"] is not None:
-        if "flashvsr" not in names:
+        from streamvsr.pipeline.registry import model_family
+
+        flash = [n for n in names if model_family(n) == "flashvsr"]
+        if not flash:
             raise InputError("--detail applies to --model flashvsr")
-        model_options["flashvsr"] = {"detail": kw["detail"]}
+        model_options = {n: {"detail": kw["detail"]} for n in flash}
     metrics = None if kw["metrics"] is None else [m.strip() for m in kw["metrics"].split(",") if m.strip()]
 
     def progress(p: dict) -> None:
