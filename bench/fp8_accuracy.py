@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
 from streamvsr.eval.data import degrade, find_sequences, frames_to_tensor
+from streamvsr.eval.metrics import psnr as psnr_np
 from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.registry import load_model
@@ -30,9 +30,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """PSNR in dB of frames in [0, 1] (over all frames and channels at once)."""
-    mse = torch.mean((x.double() - ref.double()) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    """PSNR in dB of host frames in [0, 1] (over all frames and channels at once)."""
+    return psnr_np(x.numpy(), ref.numpy(), data_range=1.0)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
