@@ -18,7 +18,7 @@ that compile cleanly, see :func:`streamvsr.pipeline.flashvsr.compile_dit`), or s
 
 Lever parts: ``fp8``, ``compile`` (DiT blocks), ``dec`` (compiled TCDecoder), ``fold`` (the projector's Conv3d as
 Conv2d), ``cat`` (the lean KV cache concatenated instead of handed over in pieces), ``streams`` (the decoder on a
-second CUDA stream beside the next chunk's DiT), ``cudnnbench`` (cuDNN times its convolution algorithms).
+second CUDA stream beside the next chunk's DiT).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -295,8 +295,8 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
-# second CUDA stream, and cuDNN's algorithm timing for the convolutions ("cudnnbench")
-LEVER_PARTS = ("fp8", "compile", "dec", "fold", "cat", "streams", "cudnnbench")
+# second CUDA stream
+LEVER_PARTS = ("fp8", "compile", "dec", "fold", "cat", "streams")
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -385,7 +385,6 @@ class _LeverState:
         self.up.lq_proj.time_fold = "fold" in lever.split("+")
         self.up.kv_pieces = "cat" not in lever.split("+")  # takes effect at the stream's reset
         self.up.streams = "streams" in lever.split("+")  # decode on a second CUDA stream beside the next DiT call
-        self.up.cudnn_benchmark = "cudnnbench" in lever.split("+")
 
     def close(self) -> None:
         """Undo the compile levers."""

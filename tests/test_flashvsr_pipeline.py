@@ -258,24 +258,6 @@ def test_engine_hands_host_frames_to_host_input_models(host_input: bool) -> None
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cudnn_benchmark_is_scoped_and_keeps_the_frames_on_cuda() -> None:
-    """cudnn_benchmark: cuDNN picks its convolution algorithms by timing inside push/flush only (the process's
-    flag is back afterwards), and the frames stay those of the default algorithms up to float32 rounding."""
-    up = FlashVSRUpscaler.from_config(TINY, device="cuda", dtype=torch.float32, seed=0)
-    x = torch.rand(21, 3, LR, LR, generator=torch.Generator().manual_seed(4)).cuda()
-    before = torch.backends.cudnn.benchmark
-    ref = Engine(up, device="cuda").run(x, chunk=8)
-    up.cudnn_benchmark = True
-    seen = []
-    real = up._advance
-    up._advance = lambda n: (seen.append(torch.backends.cudnn.benchmark), real(n))[1]
-    got = Engine(up, device="cuda").run(x, chunk=8)
-    assert seen and all(seen) and torch.backends.cudnn.benchmark == before
-    torch.testing.assert_close(got, ref, rtol=0, atol=1e-4)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("host", [False, True])
 def test_streams_give_the_same_frames_on_cuda(host: bool) -> None:
     """The decoder on its own stream beside the next DiT call: the same outputs, bit for bit, whether the

@@ -230,11 +230,6 @@ class FlashVSRUpscaler:
     caller pushes again before it reads chunk n back). ``push`` then also takes host frames (the spec's
     ``host_input``) and copies them on the first stream. The outputs are the same; each is ready on the
     caller's current stream when ``push`` returns it. Ignored off CUDA.
-    cudnn_benchmark: on CUDA, let cuDNN time its algorithms for each convolution shape (projector, TCDecoder)
-    during ``push``/``flush`` and keep the fastest (``torch.backends.cudnn.flags(benchmark=True)``, scoped to
-    the calls; the stream's shapes are fixed, so only the first calls pay for it). Ignored off CUDA. Off by
-    default: on an H100 it changed nothing beyond the run-to-run spread (docs/performance.md, night of
-    2026-11-26).
     """
 
     def __init__(
@@ -255,7 +250,6 @@ class FlashVSRUpscaler:
         kv_spare_slot: bool = True,
         detail: float = 1.0,
         streams: bool = False,
-        cudnn_benchmark: bool = False,
         name: str = "flashvsr",
     ):
         if color_fix not in ("adain", "wavelet", "none"):
@@ -288,7 +282,6 @@ class FlashVSRUpscaler:
         if detail != 1.0 and not self.uses_cond:
             raise ModelError("detail needs a decoder that sees the LR frames (the TCDecoder, not the Wan VAE)")
         self.detail = detail
-        self.cudnn_benchmark = cudnn_benchmark
         p = next(dit.parameters())
         self.device, self.dtype = p.device, p.dtype
         # official LQ upsampling: Pillow on a CPU run, the bit-exact tensor version on an accelerator (on an
@@ -396,7 +389,7 @@ class FlashVSRUpscaler:
             raise InputError(f"frame size changed mid-stream: {self._size[1]}x{self._size[0]} -> {w}x{h}")
         if self.noise == "official" and self._n_in + frames.shape[0] > self.num_frames:  # type: ignore[operator]
             raise InputError(f'noise="official" was set up for {self.num_frames} frames; more were pushed')
-        with self._cudnn(), self._on_work(frames):
+        with self._on_work(frames):
             if frames.device.type == "cpu" and self._streams is not None:  # no host sync: pinned, async
                 frames = frames.contiguous().pin_memory().to(self.device, non_blocking=True)
             up = self._upsample(frames)
@@ -413,7 +406,7 @@ class FlashVSRUpscaler:
             self.reset()
             return self._empty()
         total = padded_frame_count(self._n_in)
-        with self._cudnn(), self._on_work(None):
+        with self._on_work(None):
             for i in range(self._n_in, total):
                 self._hr[i] = self._last_hr  # type: ignore[assignment]
             out = self._advance(total)
@@ -422,13 +415,6 @@ class FlashVSRUpscaler:
         return out
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _cudnn(self) -> contextlib.AbstractContextManager:
-        """cuDNN's algorithm timing for the calls of ``push``/``flush`` (see ``cudnn_benchmark``)."""
-        if not (self.cudnn_benchmark and self.device.type == "cuda"):
-            return contextlib.nullcontext()
-        b = torch.backends.cudnn
-        return b.flags(enabled=b.enabled, benchmark=True, deterministic=b.deterministic, allow_tf32=b.allow_tf32)
 
     def _on_work(self, frames: torch.Tensor | None) -> contextlib.AbstractContextManager:
         """The work stream's context (a no-op without streams). Device frames made on the caller's stream
