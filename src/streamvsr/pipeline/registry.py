@@ -169,10 +169,6 @@ register(
 )
 
 
-def available_models() -> list[ModelEntry]:
-    return list(_REGISTRY.values())
-
-
 register(
     ModelEntry(
         "flashvsr-fast",
@@ -182,6 +178,10 @@ register(
         family="flashvsr",
     )
 )
+
+
+def available_models() -> list[ModelEntry]:
+    return list(_REGISTRY.values())
 
 
 def model_family(name: str | None) -> str:
