@@ -30,6 +30,7 @@ __all__ = [
     "KVCache",
     "SparsePlan",
     "block_means",
+    "block_lists",
     "causal_window_visibility",
     "dense_block_attention",
     "flex_block_attention",
@@ -325,8 +326,7 @@ def flex_block_attention(
         compiled = q.device.type == "cuda"
     Lq, Lk = q.shape[2], k.shape[2]
     bm = block_mask.contiguous()
-    num = bm.sum(-1, dtype=torch.int32)  # (B, H, Nq)
-    idx = torch.argsort((~bm).to(torch.int8), dim=-1, stable=True).to(torch.int32)  # selected first
+    num, idx = block_lists(bm)  # (B, H, Nq), (B, H, Nq, Nk): selected first
     zeros_num = torch.zeros_like(num)
     zeros_idx = torch.zeros_like(idx)
     mask_mod = None
@@ -358,6 +358,14 @@ def flex_block_attention(
         out = fn(q, k, v, block_mask=bmask, **opts)
     # FlexAttention writes 0 for rows without any key block (lse = -inf); tested in both modes.
     return out
+
+
+def block_lists(block_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, Nq, Nk) bool -> per query block the count of kept key blocks (B, H, Nq) int32 and their
+    indices (B, H, Nq, Nk) int32, kept ones first in ascending order (the rest are the dropped ones)."""
+    num = block_mask.sum(-1, dtype=torch.int32)
+    idx = torch.argsort((~block_mask).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    return num, idx
 
 
 def merge_partial_attention(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,285 @@
+"""LCSA attention kernels alone, at the official size: time per layer call, TFLOP/s, error against float32.
+
+One steady-state self-attention call of one DiT layer (official: 12 heads of 128), as the lean KV cache hands
+it over: the queries of one temporal window against the ring of ``kv_windows`` cached windows plus the new
+window, in two key pieces. The block mask comes from :func:`select_blocks` on random block means, so every
+query window keeps exactly the top-k pairs the model keeps at that size (the work is the model's; which pairs
+are kept differs). Variants:
+
+- ``bf16``: the model's path (:func:`flex_block_attention_pieces`, bf16 q, k, v).
+- ``bf16-mod``: bf16 operands through the score_mod path of ``fp8`` (the cost of the score_mod alone).
+- ``fp8-qk``: FP8 q and k, bf16 v (if FlexAttention accepts mixed operands).
+- ``fp8``: q, k and v in float8 e4m3 with one scale per head and tensor (amax / 448); the scales enter
+  through a score_mod (q and k) and the output (v); FlexAttention then runs its kernel on FP8 operands.
+
+- ``cudnn``: cuDNN frontend's block-sparse attention (``nvidia-cudnn-frontend``, CuTe DSL; SM90) over the
+  same two pieces, merged the same way; ``cudnn-one`` and ``flex-one``: one call over the concatenated keys.
+- ``deq``: the model's bf16 path on the dequantised FP8 inputs (the quantisation error alone).
+
+Each variant runs with each ``--flex-variants`` kernel option set. Error: SNR in dB of the output against the
+model's bf16 path on the same inputs.
+
+    python bench/attention_kernels.py --sizes 768x1408,1080x1920 --variants bf16,fp8 --json attn.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from streamvsr.models.flashvsr import attention as A
+from streamvsr.models.flashvsr.config import AttentionConfig
+from streamvsr.models.flashvsr.fp8 import FP8_DTYPE, FP8_MAX
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flashvsr import _parse_sizes, parse_flex_variants  # noqa: E402
+
+
+def token_grid(out_h: int, out_w: int, window: tuple[int, int, int], patch_px: int = 16) -> tuple[int, int]:
+    """Token rows and columns of an output size, padded up to whole windows (as the pipeline pads)."""
+    wh, ww = window[1], window[2]
+    h = math.ceil(out_h / (patch_px * wh)) * wh
+    w = math.ceil(out_w / (patch_px * ww)) * ww
+    return h, w
+
+
+def quantize_per_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, L, d) -> float8 e4m3 and (H,) float32 scales with x ~= q * scale[h]."""
+    amax = x.abs().amax(dim=(0, 2, 3)).float().clamp(min=1e-12)  # (H,)
+    scale = amax / FP8_MAX
+    return (x.float() / scale.view(1, -1, 1, 1)).to(FP8_DTYPE), scale
+
+
+def _scaled_flex(q, k, v, s, block_mask, scale, kernel_options):  # noqa: ANN001, ANN202 - compiled below
+    """FlexAttention with the scores multiplied by s[h] (one float32 per head) through a score_mod."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def score_mod(score, b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention signature
+        return score * s[h]
+
+    kw = {"kernel_options": kernel_options} if kernel_options else {}
+    return flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale, return_lse=True, **kw)
+
+
+_SCALED_FLEX = None
+
+
+def fp8_pieces(q8, qs, k8s, ks, v8s, vs, bm, block, head_dim):  # noqa: ANN001, ANN201 - bench helper
+    """FlexAttention over FP8 pieces: scores scaled per head by qs * ks / sqrt(d), output by vs."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    global _SCALED_FLEX
+    if _SCALED_FLEX is None:
+        _SCALED_FLEX = torch.compile(_scaled_flex, dynamic=False)
+    outs, lses, start = [], [], 0
+    opts = A.get_flex_options()[0]
+    for k8, kscale, v8, vscale in zip(k8s, ks, v8s, vs, strict=True):
+        nk = k8.shape[2] // block
+        m = bm[..., start : start + nk].contiguous()
+        start += nk
+        num = m.sum(-1, dtype=torch.int32)
+        idx = torch.argsort((~m).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+        z_num, z_idx = torch.zeros_like(num), torch.zeros_like(idx)
+        lens = (q8.shape[2], k8.shape[2])
+        bmask = BlockMask.from_kv_blocks(z_num, z_idx, num, idx, BLOCK_SIZE=block, seq_lengths=lens)
+        s = (qs * kscale).float()  # (H,)
+        o, lse = _SCALED_FLEX(q8, k8, v8, s, bmask, 1.0 / math.sqrt(head_dim), opts)
+        outs.append(o.float() * vscale.view(1, -1, 1, 1))
+        lses.append(lse)
+    return A.merge_partial_attention(outs, lses)
+
+
+def dequant_pieces(q8, qs, k8s, ks, v8s, vs, bm, block):  # noqa: ANN001, ANN201 - bench helper
+    """The model's bf16 path on the dequantised FP8 inputs: separates the kernel's error from quantisation."""
+
+    def deq(x, s):  # noqa: ANN001, ANN202
+        return (x.float() * s.view(1, -1, 1, 1)).to(torch.bfloat16)
+
+    kk = tuple(deq(x, s) for x, s in zip(k8s, ks, strict=True))
+    vv = tuple(deq(x, s) for x, s in zip(v8s, vs, strict=True))
+    return A.flex_block_attention_pieces(deq(q8, qs), kk, vv, bm, block)
+
+
+def _cudnn_bsa_forward():  # noqa: ANN202 - the optional kernel's entry point, or None
+    """cuDNN frontend's block-sparse attention forward (``nvidia-cudnn-frontend``, CuTe DSL kernels), if installed."""
+    try:
+        from cudnn.block_sparse_attention import block_sparse_attention_forward
+    except Exception:  # noqa: BLE001 - not installed, or its CUDA libraries are missing: the kernel is optional
+        return None
+    return block_sparse_attention_forward
+
+
+def cudnn_bsa_available(device: torch.device | str) -> bool:
+    """Whether :func:`cudnn_block_attention` can run on ``device``: a Hopper (SM90) GPU and the
+    ``nvidia-cudnn-frontend`` package with its CuTe DSL dependencies importable."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    if torch.cuda.get_device_capability(device)[0] != 9:
+        return False
+    return _cudnn_bsa_forward() is not None
+
+
+def cudnn_block_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_mask: torch.Tensor,
+    block: int = 128,
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The contract of :func:`flex_block_attention` on cuDNN frontend's block-sparse attention kernel
+    (SM90, bf16/fp16, head size 64/96/128, inference only): per query block the list of its key blocks.
+    Query blocks without a key block give zeros and a log-sum-exp of -inf (natural log)."""
+    fwd = _cudnn_bsa_forward()
+    if fwd is None:
+        raise RuntimeError("cuDNN block-sparse attention needs the nvidia-cudnn-frontend package")
+    num, idx = A.block_lists(block_mask)
+    res = fwd(q, k, v, idx, q2k_block_nums=num, sparse_block_size=block, layout="bhsd")
+    out, lse = res["o_tensor"], res["lse_tensor"]
+    return (out, lse) if return_lse else out
+
+
+def cudnn_pieces(q, ks, vs, bm, block):  # noqa: ANN001, ANN201 - bench helper
+    """cuDNN frontend's block-sparse kernel over the pieces, merged like the flex path."""
+    outs, lses, start = [], [], 0
+    for k, v in zip(ks, vs, strict=True):
+        nk = k.shape[2] // block
+        o, lse = cudnn_block_attention(q, k, v, bm[..., start : start + nk].contiguous(), block, return_lse=True)
+        outs.append(o)
+        lses.append(lse)
+        start += nk
+    return A.merge_partial_attention(outs, lses)
+
+
+def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
+    err = (x.float() - ref.float()).pow(2).sum()
+    return float(10 * torch.log10(ref.float().pow(2).sum() / err.clamp_min(1e-30)))
+
+
+def time_call(call, iters: int) -> float:  # noqa: ANN001 - a no-argument callable
+    """Milliseconds per call on the GPU, after three untimed calls."""
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        call()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters * 1e3
+
+
+def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -> list[dict]:
+    """All variants at one output size (the same inputs and block mask for all)."""
+    cfg = AttentionConfig()
+    h, w = token_grid(out_h, out_w, cfg.window)
+    plan = A.make_plan(h, w, cfg, dev)
+    g = torch.Generator(device=dev).manual_seed(a.seed)
+    nq, H, d = plan.nb * plan.block, a.heads, a.head_dim
+    q, kr, kn, vr, vn = (
+        torch.randn(1, H, n, d, device=dev, generator=g).to(torch.bfloat16)
+        for n in (nq, cfg.kv_windows * nq, nq, cfg.kv_windows * nq, nq)
+    )
+    vis = A.causal_window_visibility(cfg.kv_windows + 1, cfg.kv_windows, first_windows=0)[-1:].to(dev)
+    k_all = torch.cat([kr, kn], dim=2)
+    bm = A.select_blocks(A.block_means(q, plan.block), A.block_means(k_all, plan.block), plan, vis)
+    pairs = int(bm.sum())
+    flop = pairs * 4 * plan.block * plan.block * d
+    ref = A.flex_block_attention_pieces(q, (kr, kn), (vr, vn), bm, plan.block).float()  # the model's bf16 path
+    q8, qs = quantize_per_head(q)
+    k8r, ksr = quantize_per_head(kr)
+    k8n, ksn = quantize_per_head(kn)
+    v8r, vsr = quantize_per_head(vr)
+    v8n, vsn = quantize_per_head(vn)
+    one = torch.ones(H, device=dev)
+    calls = {
+        "bf16": functools.partial(A.flex_block_attention_pieces, q, (kr, kn), (vr, vn), bm, plan.block),
+        "fp8": functools.partial(fp8_pieces, q8, qs, (k8r, k8n), (ksr, ksn), (v8r, v8n), (vsr, vsn), bm, plan.block, d),
+        # the score_mod path on bf16 operands (its cost alone), and FP8 q, k with bf16 v (if accepted)
+        "bf16-mod": functools.partial(
+            fp8_pieces, q, one, (kr, kn), (one, one), (vr, vn), (one, one), bm, plan.block, d
+        ),
+        "cudnn": functools.partial(cudnn_pieces, q, (kr, kn), (vr, vn), bm, plan.block),
+        "cudnn-one": functools.partial(cudnn_block_attention, q, k_all, torch.cat([vr, vn], dim=2), bm, plan.block),
+        "flex-one": functools.partial(A.flex_block_attention, q, k_all, torch.cat([vr, vn], dim=2), bm, plan.block),
+        "deq": functools.partial(
+            dequant_pieces, q8, qs, (k8r, k8n), (ksr, ksn), (v8r, v8n), (vsr, vsn), bm, plan.block
+        ),
+        "fp8-qk": functools.partial(
+            fp8_pieces, q8, qs, (k8r, k8n), (ksr, ksn), (vr, vn), (one, one), bm, plan.block, d
+        ),
+    }
+    rows = []
+    for fname, fopts, fmode in a.flex_variants:
+        A.set_flex_options(fopts, fmode)
+        for var in a.variants.split(","):
+            row = {"size": f"{out_h}x{out_w}", "variant": var, "flex": fname, "pairs_per_head": pairs / H}
+            try:
+                out = calls[var]()
+                torch.cuda.synchronize()
+                row["snr_db"] = snr_db(out, ref)
+                ms = time_call(calls[var], a.iters)
+                row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
+            except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    A.set_flex_options(None, None)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="768x1408,1080x1920", type=_parse_sizes)
+    p.add_argument("--heads", type=int, default=12)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--variants", default="bf16,fp8")
+    p.add_argument("--flex-variants", default="USE_TMA=true", type=parse_flex_variants)
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        p.error("needs a CUDA device (FlexAttention's compiled kernel)")
+    unknown = set(a.variants.split(",")) - {
+        "bf16",
+        "fp8",
+        "bf16-mod",
+        "fp8-qk",
+        "deq",
+        "cudnn",
+        "cudnn-one",
+        "flex-one",
+    }
+    if unknown:
+        p.error(f"unknown variants: {sorted(unknown)}")
+    # every shape and variant compiles its own FlexAttention graph; past the default limit dynamo falls back to
+    # the unfused eager kernel, which materialises the scores
+    torch._dynamo.config.cache_size_limit = 64
+    results = []
+    for out_h, out_w in a.sizes:
+        results += run_size(out_h, out_w, a, torch.device("cuda"))
+    print(f"{'size':>10} {'variant':>6} {'flex':>14} {'ms':>7} {'x30 ms':>7} {'TFLOP/s':>8} {'SNR dB':>7}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['size']:>10} {r['variant']:>6} {r['flex']:>14}  {r['error']}")
+            continue
+        print(
+            f"{r['size']:>10} {r['variant']:>6} {r['flex']:>14} {r['ms']:7.3f} {r['ms_per_chunk_30_layers']:7.1f}"
+            f" {r['tflops']:8.1f} {r['snr_db']:7.2f}"
+        )
+    if a.json:
+        meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name()}
+        Path(a.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
