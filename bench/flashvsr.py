@@ -411,7 +411,9 @@ def _label(backend: str, lever: str, variant: str = "default") -> str:
 def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
     """'default;autotune;BLOCK_M=128,BLOCK_N=64,num_warps=8' -> [(name, kernel_options, compile mode)].
 
-    A variant is ``default`` (PyTorch's choice), or comma-separated items: ``autotune`` (compile mode
+    A variant is ``default`` (PyTorch's choice), ``pipeline`` (what ``FlashVSRUpscaler`` sets on this GPU: see
+    :func:`~streamvsr.pipeline.flashvsr.hopper_flex_options`; resolved in :func:`main`), or comma-separated
+    items: ``autotune`` (compile mode
     max-autotune-no-cudagraphs: Inductor times the kernel's configurations) and ``KEY=VALUE`` kernel options
     (FlexKernelOptions; integers, true/false, or names such as BACKEND=FLASH)."""
     out = []
@@ -422,6 +424,9 @@ def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
         mode = None
         for item in (x.strip() for x in name.split(",")):
             if item in ("default", ""):
+                continue
+            if item == "pipeline":
+                opts["pipeline"] = True  # a marker: main() puts the pipeline's options in its place
                 continue
             if item == "autotune":
                 mode = "max-autotune-no-cudagraphs"
@@ -436,6 +441,15 @@ def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
                 opts[key.strip()] = int(val) if val.lstrip("-").isdigit() else val  # e.g. BACKEND=FLASH
         out.append((name, opts or None, mode))
     return out or [("default", None, None)]
+
+
+def _pipeline_options(cfg, device: torch.device) -> dict | None:  # noqa: ANN001 - a FlashVSRConfig
+    """The FlexAttention options the pipeline sets for ``cfg`` on ``device`` (None: PyTorch's own)."""
+    from streamvsr.pipeline.flashvsr import hopper_flex_options
+
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9:
+        return hopper_flex_options(cfg.dit.head_dim)
+    return None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -519,6 +533,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     build_s = time.perf_counter() - t0
     sizes = _parse_sizes(args.sizes)
     backends = args.backends.split(",")
+    variants = [(n, _pipeline_options(cfg, device) if o and o.get("pipeline") else o, m) for n, o, m in variants]
     # (backend, variant name, kernel options, compile mode): the flex variants apply to flex alone
     runs = [(b, *v) for b in backends for v in (variants if b == "flex" else [("default", None, None)])]
     fp8_include = tuple(x.strip() for x in args.fp8_include.split(",") if x.strip())

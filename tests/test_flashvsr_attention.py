@@ -216,6 +216,41 @@ def test_flex_kernel_options_equal_dense_on_cuda(options: dict | None, mode: str
     assert (flex.float() - dense.float()).abs().max() < 2e-2
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_hopper_options_at_the_official_head_size_equal_dense_on_cuda() -> None:
+    """The options the pipeline sets on Hopper, at head size 128 (their 128 x 128 tiles, 3 stages)."""
+    from streamvsr.models.flashvsr import attention as attn_mod
+    from streamvsr.pipeline.flashvsr import hopper_flex_options
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the options are chosen for Hopper only (their shared memory)")
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, 2, n * 128, 128, device="cuda", dtype=torch.bfloat16) for n in (3, 5, 5))
+    bm = torch.rand(1, 2, 3, 5, device="cuda") > 0.5
+    bm[..., 0] = True
+    dense = dense_block_attention(q, k, v, bm)
+    attn_mod.set_flex_options(hopper_flex_options(128))
+    try:
+        flex = flex_block_attention(q, k, v, bm, compiled=True)
+    finally:
+        attn_mod.set_flex_options()
+    assert (flex.float() - dense.float()).abs().max() < 2e-2
+
+
+def test_hopper_flex_options_by_head_size() -> None:
+    from streamvsr.pipeline.flashvsr import hopper_flex_options
+
+    assert hopper_flex_options(128) == {
+        "USE_TMA": True,
+        "BLOCK_M": 128,
+        "BLOCK_N": 128,
+        "num_warps": 8,
+        "num_stages": 3,
+    }
+    assert hopper_flex_options(64) == {"USE_TMA": True}  # the tiles were measured for the official heads only
+
+
 def test_flex_options_leave_the_eager_path_alone() -> None:
     from streamvsr.models.flashvsr import attention as attn_mod
 

@@ -49,6 +49,7 @@ __all__ = [
     "ChunkInfo",
     "FlashVSRUpscaler",
     "call_schedule",
+    "hopper_flex_options",
     "lookahead",
     "padded_frame_count",
 ]
@@ -201,14 +202,26 @@ class ChunkInfo:
 # ----------------------------------------------------------------------------------------------
 
 
-def _cuda_fast_paths(lq_proj: torch.nn.Module, device: torch.device) -> None:
-    """Same-result speed choices on CUDA, each measured in docs/performance.md (session of 2026-11-26,
-    afternoon; H200, 768x1408): the projector's Conv3d layers as one Conv2d each (cuDNN's Hopper kernels; +5%),
-    and on Hopper (compute capability 9.x) FlexAttention loading through TMA (+2 to 3%) unless the process
-    already chose its FlexAttention options (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`)."""
+def hopper_flex_options(head_dim: int) -> dict:
+    """FlexAttention kernel options for a Hopper GPU (compute capability 9.x), each measured on an H100 in
+    docs/performance.md: loading through TMA (+2 to 3% end to end; session of 2026-11-26, afternoon) and, for
+    heads of 128 (the official size), 128 x 128 tiles with 8 warps and 3 pipeline stages (the attention
+    kernel 8% faster, +2% end to end; session "kernels" of 2026-11-26). Three stages of 128 x 128 K and V
+    tiles fill most of Hopper's shared memory, so the tiles are only chosen for the measured head size."""
+    opts: dict = {"USE_TMA": True}
+    if head_dim == 128:
+        opts.update(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3)
+    return opts
+
+
+def _cuda_fast_paths(lq_proj: torch.nn.Module, device: torch.device, head_dim: int) -> None:
+    """Same-result speed choices on CUDA, each measured in docs/performance.md: the projector's Conv3d layers
+    as one Conv2d each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon) and on Hopper the
+    FlexAttention options of :func:`hopper_flex_options`, unless the process already chose its FlexAttention
+    options (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`)."""
     lq_proj.time_fold = True
     if torch.cuda.get_device_capability(device)[0] == 9 and get_flex_options() == (None, None):
-        set_flex_options({"USE_TMA": True})
+        set_flex_options(hopper_flex_options(head_dim))
 
 
 class FlashVSRUpscaler:
@@ -292,7 +305,7 @@ class FlashVSRUpscaler:
             # time, went from 3.40 to 2.84 s per 8 frames at 1280x720 on 2 cores (same output within 2e-6)
             decoder.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
-            _cuda_fast_paths(lq_proj, self.device)
+            _cuda_fast_paths(lq_proj, self.device, cfg.dit.head_dim)
         self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
