@@ -206,7 +206,7 @@ def hopper_flex_options(head_dim: int) -> dict:
     """FlexAttention kernel options for a Hopper GPU (compute capability 9.x), each measured on an H100 in
     docs/performance.md: loading through TMA (+2 to 3% end to end; session of 2026-11-26, afternoon) and, for
     heads of 128 (the official size), 128 x 128 tiles with 8 warps and 3 pipeline stages (the attention
-    kernel 8% faster, +2% end to end; session "kernels" of 2026-11-26). Three stages of 128 x 128 K and V
+    kernel 6 to 8% faster, +2 to 3% end to end; session "kernels" of 2026-11-26). Three stages of 128 x 128 K and V
     tiles fill most of Hopper's shared memory, so the tiles are only chosen for the measured head size."""
     opts: dict = {"USE_TMA": True}
     if head_dim == 128:
