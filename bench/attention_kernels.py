@@ -29,7 +29,6 @@ import functools
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -40,6 +39,7 @@ from streamvsr.models.flashvsr.fp8 import FP8_DTYPE, FP8_MAX
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flashvsr import _parse_sizes, parse_flex_variants  # noqa: E402
+from gpu_timing import timed  # noqa: E402
 
 
 def token_grid(out_h: int, out_w: int, window: tuple[int, int, int], patch_px: int = 16) -> tuple[int, int]:
@@ -164,18 +164,6 @@ def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     return float(10 * torch.log10(ref.float().pow(2).sum() / err.clamp_min(1e-30)))
 
 
-def time_call(call, iters: int) -> float:  # noqa: ANN001 - a no-argument callable
-    """Milliseconds per call on the GPU, after three untimed calls."""
-    for _ in range(3):
-        call()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        call()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / iters * 1e3
-
-
 def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -> list[dict]:
     """All variants at one output size (the same inputs and block mask for all)."""
     cfg = AttentionConfig()
@@ -225,7 +213,7 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
                 out = calls[var]()
                 torch.cuda.synchronize()
                 row["snr_db"] = snr_db(out, ref)
-                ms = time_call(calls[var], a.iters)
+                ms = timed(calls[var], a.iters, warmup=3) * 1e3
                 row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
             except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from gpu_timing import timed  # bench/ is the script's folder
 
 from streamvsr.models.autoencoder import AE_SIZES, VideoAutoencoder
-
-
-def timed(fn, reps: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps
 
 
 def main() -> None:
