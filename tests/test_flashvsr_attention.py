@@ -251,6 +251,26 @@ def test_hopper_flex_options_by_head_size() -> None:
     assert hopper_flex_options(64) == {"USE_TMA": True}  # the tiles were measured for the official heads only
 
 
+def test_upscalers_replace_their_own_flex_options_but_not_a_callers(monkeypatch) -> None:  # noqa: ANN001
+    from streamvsr.models.flashvsr import attention as attn_mod
+    from streamvsr.pipeline import flashvsr as pipe
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # a Hopper GPU
+    monkeypatch.setattr(pipe, "_AUTO_FLEX", [])
+    proj = torch.nn.Module()
+    try:
+        attn_mod.set_flex_options()
+        pipe._cuda_fast_paths(proj, torch.device("cuda"), 128)  # an official-size model
+        assert attn_mod.get_flex_options() == (pipe.hopper_flex_options(128), None) and proj.time_fold
+        pipe._cuda_fast_paths(proj, torch.device("cuda"), 64)  # then a model with heads of 64, same process
+        assert attn_mod.get_flex_options() == ({"USE_TMA": True}, None)
+        attn_mod.set_flex_options({"BLOCK_M": 64})  # the caller's own choice stays
+        pipe._cuda_fast_paths(proj, torch.device("cuda"), 128)
+        assert attn_mod.get_flex_options() == ({"BLOCK_M": 64}, None)
+    finally:
+        attn_mod.set_flex_options()
+
+
 def test_flex_options_leave_the_eager_path_alone() -> None:
     from streamvsr.models.flashvsr import attention as attn_mod
 
