@@ -54,6 +54,8 @@ def test_progress_json_lines(clip: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr.decode()
     lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
     assert lines[-1]["done"] and lines[-1]["frames"] == 13
+    assert lines[0]["frames"] == 0 and not lines[0]["done"]  # reported before the first output, at the start
+    assert [x["frames"] for x in lines[1:-1]] == list(range(1, 14))
     assert all({"frames", "total", "fps", "eta"} <= set(x) for x in lines)
 
 

@@ -299,6 +299,8 @@ def upscale_file(
                     stop.set()
 
             enc = threading.Thread(target=encoder, daemon=True)
+            if progress is not None:  # the run has started: a bar's clock starts now, not at the first output
+                progress(Progress(0, total, 0.0, time.perf_counter() - t0, None))
             dec.start()
             enc.start()
             pending_pts: deque[int | None] = deque()
