@@ -18,7 +18,8 @@ that compile cleanly, see :func:`streamvsr.pipeline.flashvsr.compile_dit`), or s
 
 Lever parts: ``fp8``, ``compile`` (DiT blocks), ``dec`` (compiled TCDecoder), ``fold`` (the projector's Conv3d as
 Conv2d), ``cat`` (the lean KV cache concatenated instead of handed over in pieces), ``streams`` (the decoder on a
-second CUDA stream beside the next chunk's DiT).
+second CUDA stream beside the next chunk's DiT), ``gelu`` (with ``fp8``: ``ffn.2`` in FP8 too, its input from the
+fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linears_to_fp8`).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -296,7 +297,7 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
 # second CUDA stream
-LEVER_PARTS = ("fp8", "compile", "dec", "fold", "cat", "streams")
+LEVER_PARTS = ("fp8", "gelu", "compile", "dec", "fold", "cat", "streams")
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -308,6 +309,8 @@ def _parse_levers(text: str) -> list[str]:
         if not parts or parts == {"none"}:
             name = "none"
         elif parts <= set(LEVER_PARTS):
+            if "gelu" in parts and "fp8" not in parts:
+                raise ValueError(f"lever {item!r}: gelu goes with fp8")
             name = "+".join(x for x in LEVER_PARTS if x in parts)
         else:
             raise ValueError(f"unknown lever {item!r}; known: {', '.join(LEVERS)} (combine with '+')")
@@ -356,6 +359,7 @@ class _LeverState:
         self.compile_mode = compile_mode
         self.fp8_fast_accum = fp8_fast_accum
         self.fp8_linears: int | None = None  # set once converted
+        self.gelu_fused = False  # ffn.2 converted too, with the GELU fused into its quantisation
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
 
@@ -373,6 +377,21 @@ class _LeverState:
                 )
             if self.up.device.type == "cuda":
                 torch.cuda.empty_cache()
+        want_gelu = "gelu" in lever.split("+")
+        if want_gelu and not want_fp8:
+            raise ValueError(f"lever {lever!r}: gelu goes with fp8")
+        if self.gelu_fused and not want_gelu:
+            raise RuntimeError(f"lever {lever!r} needs ffn.2 in bf16, but it was fused into FP8 already")
+        if want_gelu and not self.gelu_fused:
+            if self.compiled is not None:  # the blocks change: compile them again
+                self.compiled.undo()
+                self.compiled = None
+            with torch.no_grad():
+                n = convert_dit_linears_to_fp8(
+                    self.up.dit, ("ffn.2",), use_fast_accum=self.fp8_fast_accum, fuse_gelu=True
+                )
+            self.fp8_linears = (self.fp8_linears or 0) + n
+            self.gelu_fused = True
         mode = None if self.compile_mode == "default" else self.compile_mode
         if want_compile and self.compiled is None:
             self.compiled = compile_dit(self.up.dit, mode)
@@ -397,7 +416,8 @@ class _LeverState:
         d: dict = {"lever": lever}
         if "fp8" in lever:
             d.update(fp8_linears=self.fp8_linears, fp8_fast_accum=self.fp8_fast_accum)
-            d.update(fp8_include=list(self.fp8_include))
+            d.update(fp8_include=list(self.fp8_include) + (["ffn.2"] if self.gelu_fused else []))
+            d.update(fp8_gelu_fused=self.gelu_fused)
         if "compile" in lever:
             d.update(compile_mode=self.compile_mode)
         return d
@@ -518,7 +538,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         flags = [x for x, on in (("fp8", args.fp8), ("compile", args.compile_blocks)) if on]
         levers = _parse_levers("+".join(flags))  # [] -> ["none"]: the plain run
-    run_order = [x for x in levers if "fp8" not in x] + [x for x in levers if "fp8" in x]
+    # one-way conversions go last: FP8, then the fused GELU (which adds ffn.2 to the FP8 linears)
+    run_order = sorted(levers, key=lambda x: ("fp8" in x.split("+")) + ("gelu" in x.split("+")))
 
     device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]

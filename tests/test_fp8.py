@@ -23,6 +23,7 @@ from streamvsr.models.flashvsr.fp8 import (
     dequantize_rowwise,
     fp8_gemm_device,
     fp8_supported_shape,
+    gelu_quantize_rowwise,
     quantize_rowwise,
 )
 
@@ -236,9 +237,76 @@ def test_converted_tiny_dit_close_to_original(tiny_dit: WanDiT) -> None:
     assert _rel_rms(out, ref) < 0.1
 
 
+def test_fused_gelu_is_the_same_function(tiny_dit: WanDiT) -> None:
+    """fuse_gelu moves the FFN's GELU into ffn.2's quantisation: the same model, on the emulation path too."""
+    plain, fused = copy.deepcopy(tiny_dit), copy.deepcopy(tiny_dit)
+    assert convert_dit_linears_to_fp8(plain) == convert_dit_linears_to_fp8(fused, fuse_gelu=True) == 16
+    for b in fused.blocks:
+        assert isinstance(b.ffn[1], nn.Identity) and b.ffn[2].pre_gelu and "pre_gelu=True" in repr(b.ffn[2])
+    assert convert_dit_linears_to_fp8(fused, fuse_gelu=True) == 0 and isinstance(fused.blocks[0].ffn[1], nn.Identity)
+    only_ffn0 = copy.deepcopy(tiny_dit)
+    convert_dit_linears_to_fp8(only_ffn0, include=("ffn.0",), fuse_gelu=True)  # ffn.2 stays nn.Linear: no fusion
+    assert isinstance(only_ffn0.blocks[0].ffn[1], nn.GELU)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 16, 2, 16, 32, generator=g)
+    lq = torch.randn(1, 2 * 8 * 16, TINY.dim, generator=g)
+    attn = AttentionConfig(backend="dense")
+    with torch.no_grad():
+        ref = plain.forward_chunk(x, lq, attn=attn)
+        out = fused.forward_chunk(x, lq, attn=attn)
+    assert torch.equal(out, ref)
+
+
+def test_gelu_quantize_op_reference_and_fake() -> None:
+    x = torch.randn(37, 96, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16)
+    q, s = gelu_quantize_rowwise(x)
+    rq, rs = quantize_rowwise(torch.nn.functional.gelu(x, approximate="tanh"))
+    assert q.dtype == torch.float8_e4m3fn and torch.equal(q.float(), rq.float()) and torch.equal(s, rs)
+    assert torch.equal(torch.ops.streamvsr.gelu_fp8_rowwise(x)[1], rs)
+    torch.library.opcheck(torch.ops.streamvsr.gelu_fp8_rowwise.default, (x,))  # fake shapes, schema
+
+
 # ----------------------------------------------------------------------------------------------
 # CUDA: the torch._scaled_mm path must match the emulation
 # ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("shape", [(8448, 8960), (300, 8960), (64, 1536), (5, 100)])
+def test_cuda_gelu_quantize_kernel_matches_the_reference(shape: tuple[int, int]) -> None:
+    """The Triton kernel against the two-step reference on the GPU: the same scales, and quantised values that
+    differ by at most one e4m3 step where the GELU's last float rounding differs."""
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("FP8 conversion in Triton needs sm89+; the FP8 path is Hopper's")
+    pytest.importorskip("triton")
+    torch.manual_seed(9)
+    x = (torch.randn(*shape, device="cuda") * 3).to(torch.bfloat16)
+    q, s = gelu_quantize_rowwise(x)
+    rq, rs = quantize_rowwise(torch.nn.functional.gelu(x, approximate="tanh"))
+    torch.testing.assert_close(s, rs, rtol=1e-2, atol=0)  # an amax off by a bf16 rounding at most
+    qf, rqf = q.float(), rq.float()
+    # one e4m3 step at the reference's magnitude (2^(e - 3) for normal values, 2^-9 below 2^-6), in output units,
+    # plus what a slightly different row scale moves
+    e = torch.floor(torch.log2(rqf.abs().clamp(min=2.0**-6)))
+    tol = torch.exp2(e - 3) * rs + rqf.abs() * (s - rs).abs() + 1e-12
+    assert ((qf * s - rqf * rs).abs() <= tol).all()
+    assert (qf != rqf).float().mean() < 0.01
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fused_gelu_linear_matches_unfused() -> None:
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("rowwise FP8 _scaled_mm needs sm90+")
+    torch.manual_seed(10)
+    ffn = nn.Sequential(nn.Linear(256, 1024), nn.GELU(approximate="tanh"), nn.Linear(1024, 256)).cuda().bfloat16()
+    plain = nn.Sequential(ffn[0], ffn[1], FP8Linear.from_linear(ffn[2]))
+    fused = nn.Sequential(ffn[0], nn.Identity(), FP8Linear.from_linear(ffn[2]))
+    fused[2].pre_gelu = True
+    x = torch.randn(2, 700, 256, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        a, b = plain(x).float(), fused(x).float()
+        c = torch.compile(fused)(x).float()  # the op stays opaque inside a compiled graph
+    assert _rel_rms(b, a) < 0.02 and _rel_rms(c, a) < 0.02
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -318,16 +386,23 @@ def test_parse_levers(bench) -> None:  # noqa: ANN001
     assert bench._parse_levers("") == ["none"]
     with pytest.raises(ValueError, match="unknown lever"):
         bench._parse_levers("none,int4")
+    assert bench._parse_levers("compile+gelu+fp8") == ["fp8+gelu+compile"]
+    with pytest.raises(ValueError, match="gelu goes with fp8"):
+        bench._parse_levers("gelu")
 
 
 def test_bench_fp8_lever_rows(bench, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "r.json"
     args = ["--size", "tiny", "--device", "cpu", "--sizes", "128x128", "--frames", "2", "--backends", "dense"]
-    results = bench.main([*args, "--quick", "--levers", "fp8,none", "--psnr-frames", "9", "--json", str(out)])
-    assert [r["label"] for r in results] == ["dense", "dense+fp8"]  # non-FP8 levers run first
-    base, f8 = results
+    levers = ["--levers", "fp8+gelu,fp8,none"]
+    results = bench.main([*args, "--quick", *levers, "--psnr-frames", "9", "--json", str(out)])
+    assert [r["label"] for r in results] == ["dense", "dense+fp8", "dense+fp8+gelu"]  # one-way levers last
+    base, f8, fused = results
+    assert fused["fp8_gelu_fused"] and fused["fp8_linears"] == 16 and not f8["fp8_gelu_fused"]
+    assert fused["fp8_psnr_db"] == f8["fp8_psnr_db"]  # the same function (emulation path on the CPU)
     assert "psnr_vs_bf16_db" not in base and base["lever"] == "none"
     assert f8["fp8_linears"] == 16 and f8["finite"] and f8["fps"] > 0
     assert 40.0 < f8["fp8_psnr_db"] < 200.0  # close to the plain model, yet not identical
     data = json.loads(out.read_text())
-    assert data["meta"]["levers"] == ["fp8", "none"] and data["results"][1]["fp8_psnr_db"] == f8["fp8_psnr_db"]
+    assert data["meta"]["levers"] == ["fp8+gelu", "fp8", "none"]
+    assert data["results"][1]["fp8_psnr_db"] == f8["fp8_psnr_db"]

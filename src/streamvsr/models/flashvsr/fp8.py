@@ -6,7 +6,10 @@ output row, and quantises the activation per token (one float32 scale per row of
 FP8 tensor cores, fp32 accumulation, bf16 output); everywhere else it runs an emulation with the same
 quantise -> dequantise math and a float32 matmul. The emulation is the reference the CUDA path must match.
 
-:func:`convert_dit_linears_to_fp8` swaps the big linears of every DiT block in place.
+:func:`convert_dit_linears_to_fp8` swaps the big linears of every DiT block in place. With ``fuse_gelu`` the
+FFN's GELU moves into the second FFN linear (``FP8Linear.pre_gelu``): on CUDA one optional Triton kernel
+(:func:`gelu_quantize_rowwise`, the ``streamvsr::gelu_fp8_rowwise`` op) then reads the first linear's output
+once and writes the FP8 input of the second, instead of a GELU kernel and a quantisation that read it again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "dequantize_rowwise",
     "fp8_gemm_device",
     "fp8_supported_shape",
+    "gelu_quantize_rowwise",
     "quantize_rowwise",
 ]
 
@@ -73,6 +77,73 @@ def dequantize_rowwise(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.to(torch.float32) * scale
 
 
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")  # Wan2.1's FFN activation
+
+
+_GELU_KERNEL = None
+
+
+def _gelu_quant_kernel():  # noqa: ANN202 - a Triton kernel, built on first use (Triton is optional)
+    global _GELU_KERNEL
+    if _GELU_KERNEL is None:
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def kernel(x_ptr, q_ptr, s_ptr, n_cols, stride_x, stride_q, BLOCK: tl.constexpr):  # noqa: ANN001, ANN202
+            # one program per row: the whole row in registers, read once
+            row = tl.program_id(0).to(tl.int64)
+            cols = tl.arange(0, BLOCK)
+            mask = cols < n_cols
+            x = tl.load(x_ptr + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
+            u = 0.7978845608028654 * (x + 0.044715 * x * x * x)  # sqrt(2 / pi) (x + 0.044715 x^3)
+            g = x * tl.sigmoid(2.0 * u)  # = 0.5 x (1 + tanh(u)), the tanh GELU
+            g = g.to(x_ptr.dtype.element_ty).to(tl.float32)  # rounded like the unfused GELU's output
+            scale = tl.maximum(tl.max(tl.abs(g), axis=0), 1e-12) / 448.0
+            q = g / scale
+            tl.store(q_ptr + row * stride_q + cols, q.to(q_ptr.dtype.element_ty), mask=mask)
+            tl.store(s_ptr + row, scale)
+
+        _GELU_KERNEL = kernel
+    return _GELU_KERNEL
+
+
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@torch.library.custom_op("streamvsr::gelu_fp8_rowwise", mutates_args=())
+def gelu_quantize_rowwise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``quantize_rowwise(gelu_tanh(x))`` for (M, K) ``x``: the FP8 input of a linear that follows a GELU.
+
+    On CUDA (with Triton) one kernel computes it from one read of ``x``; elsewhere the two steps run as written
+    (the reference the kernel must match; the GELU output keeps ``x``'s dtype in both). An opaque op for
+    torch.compile."""
+    if x.is_cuda and x.dim() == 2 and _triton_available():
+        import triton
+
+        x = x.contiguous()
+        m, k = x.shape
+        q = torch.empty((m, k), dtype=FP8_DTYPE, device=x.device)
+        s = torch.empty((m, 1), dtype=torch.float32, device=x.device)
+        block = triton.next_power_of_2(k)
+        warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
+        with torch.cuda.device(x.device):
+            _gelu_quant_kernel()[(m,)](x, q, s, k, x.stride(0), q.stride(0), BLOCK=block, num_warps=warps)
+        return q, s
+    return quantize_rowwise(_gelu_tanh(x))
+
+
+@gelu_quantize_rowwise.register_fake
+def _(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.new_empty(x.shape, dtype=FP8_DTYPE), x.new_empty((x.shape[0], 1), dtype=torch.float32)
+
+
 def fp8_supported_shape(in_features: int, out_features: int) -> bool:
     """``torch._scaled_mm`` needs K (in) and N (out) to be multiples of 16."""
     return in_features % 16 == 0 and out_features % 16 == 0
@@ -115,6 +186,7 @@ class FP8Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features, device=device), requires_grad=False) if bias else None
         self.gemm_ok = fp8_gemm_device(device)  # a plain attribute: static for torch.compile
         self.fallback_rows: set[int] = set()  # row counts cuBLASLt rejected (eager mode emulates them)
+        self.pre_gelu = False  # True: forward(x) = linear(gelu_tanh(x)), the GELU fused into the quantisation
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, use_fast_accum: bool = False) -> FP8Linear:
@@ -130,7 +202,8 @@ class FP8Linear(nn.Module):
         return m
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        gelu = ", pre_gelu=True" if self.pre_gelu else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}{gelu}"
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module signature
         # Module.to(dtype) casts every floating buffer; the fp8 weight and the float32 scales must keep
@@ -161,7 +234,7 @@ class FP8Linear(nn.Module):
         if self.uses_scaled_mm(x):
             out = self._forward_scaled_mm(x2)
         else:
-            out = self._forward_emulated(x2)
+            out = self._forward_emulated(_gelu_tanh(x2) if self.pre_gelu else x2)
         return out.reshape(*lead, self.out_features)
 
     def _forward_scaled_mm(self, x2: torch.Tensor) -> torch.Tensor:
@@ -171,7 +244,10 @@ class FP8Linear(nn.Module):
         torch 2.11). In eager mode such a row count falls back to the emulation, once reported in
         ``fallback_rows``; the DiT's own row counts (thousands of tokens) take the GEMM.
         """
-        q, s = quantize_rowwise(x2)  # (M, K) fp8, (M, 1) float32
+        if self.pre_gelu:
+            q, s = torch.ops.streamvsr.gelu_fp8_rowwise(x2)  # (M, K) fp8, (M, 1) float32
+        else:
+            q, s = quantize_rowwise(x2)
         q = q.contiguous()  # row-major, as _scaled_mm requires (a no-op for the DiT's activations)
         m = x2.shape[0]
         if torch.compiler.is_compiling():
@@ -223,14 +299,16 @@ def _get_child(root: nn.Module, dotted: str) -> tuple[nn.Module, str, nn.Module 
 
 
 def convert_dit_linears_to_fp8(
-    dit: nn.Module, include: Iterable[str] = DEFAULT_INCLUDE, use_fast_accum: bool = False
+    dit: nn.Module, include: Iterable[str] = DEFAULT_INCLUDE, use_fast_accum: bool = False, fuse_gelu: bool = False
 ) -> int:
     """Replace, in every block of ``dit.blocks``, the ``nn.Linear`` children named in ``include`` (paths
     relative to the block) by :class:`FP8Linear`; returns how many were replaced.
 
     Linears whose in/out features are not multiples of 16 (a ``_scaled_mm`` constraint) stay as they
     are, as do embeddings, the head and the cross-attention K/V projections (not in the default
-    ``include``). Destructive: the bf16 weights are dropped (convert a deep copy to keep the original).
+    ``include``). ``fuse_gelu``: where ``ffn.2`` became an FP8Linear, the FFN's GELU moves into it
+    (``pre_gelu``; see :func:`gelu_quantize_rowwise`). Destructive: the bf16 weights are dropped (convert a deep
+    copy to keep the original).
     """
     names = tuple(include)
     count = 0
@@ -244,4 +322,17 @@ def convert_dit_linears_to_fp8(
                     continue
                 setattr(parent, attr, FP8Linear.from_linear(child, use_fast_accum=use_fast_accum))
                 count += 1
+            if fuse_gelu:
+                _fuse_ffn_gelu(block)
     return count
+
+
+def _fuse_ffn_gelu(block: nn.Module) -> None:
+    """``ffn = [linear, GELU(tanh), FP8Linear]`` -> ``[linear, Identity, FP8Linear(pre_gelu)]`` (same function)."""
+    ffn = getattr(block, "ffn", None)
+    if not isinstance(ffn, nn.Sequential) or len(ffn) != 3:
+        return
+    act, last = ffn[1], ffn[2]
+    if isinstance(act, nn.GELU) and act.approximate == "tanh" and isinstance(last, FP8Linear) and not last.pre_gelu:
+        ffn[1] = nn.Identity()
+        last.pre_gelu = True
