@@ -285,10 +285,12 @@ def test_cuda_gelu_quantize_kernel_matches_the_reference(shape: tuple[int, int])
     rq, rs = quantize_rowwise(torch.nn.functional.gelu(x, approximate="tanh"))
     torch.testing.assert_close(s, rs, rtol=1e-2, atol=0)  # an amax off by a bf16 rounding at most
     qf, rqf = q.float(), rq.float()
-    # one e4m3 step at the reference's magnitude (2^(e - 3) for normal values, 2^-9 below 2^-6), in output units,
-    # plus what a slightly different row scale moves
+    # one e4m3 step at the reference's magnitude (2^(e - 3) for normal values, 2^-9 below 2^-6), in output units
+    # (with room for the float32 rounding of the products), plus what a slightly different row scale moves. The
+    # kernel's GELU (x * sigmoid(2u)) is more exact in the tail than 0.5 x (1 + tanh u), where 1 + tanh cancels:
+    # one step is what that difference can reach after e4m3 rounding.
     e = torch.floor(torch.log2(rqf.abs().clamp(min=2.0**-6)))
-    tol = torch.exp2(e - 3) * rs + rqf.abs() * (s - rs).abs() + 1e-12
+    tol = torch.exp2(e - 3) * rs * 1.001 + rqf.abs() * (s - rs).abs()
     assert ((qf * s - rqf * rs).abs() <= tol).all()
     assert (qf != rqf).float().mean() < 0.01
 

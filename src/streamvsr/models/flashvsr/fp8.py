@@ -22,7 +22,6 @@ from torch import nn
 
 __all__ = [
     "DEFAULT_INCLUDE",
-    "FAST_INCLUDE",
     "FP8_DTYPE",
     "FP8_MAX",
     "FP8Linear",
@@ -40,7 +39,9 @@ _AMAX_EPS = 1e-12  # all-zero rows: scale stays positive (their quantised values
 
 # Linears of a DiT block (names relative to the block) that run on every token of every chunk. The K/V
 # projections of the cross-attention act on the fixed context only: WanDiT.prepare computes them once per
-# stream (DiTState.cross_kv), so they stay in the model dtype.
+# stream (DiTState.cross_kv), so they stay in the model dtype. The pipeline (``--fp8``) converts all of them with
+# the GELU fused into ``ffn.2``'s quantisation. Unfused, ``ffn.2``'s 8960-wide input cost more to quantise than its
+# FP8 GEMM saved, so the pipeline left it in bf16 until the fused kernel (docs/performance.md, 2026-11-26).
 DEFAULT_INCLUDE: tuple[str, ...] = (
     "self_attn.q",
     "self_attn.k",
@@ -51,11 +52,6 @@ DEFAULT_INCLUDE: tuple[str, ...] = (
     "ffn.0",
     "ffn.2",
 )
-
-# The set the pipeline uses: all of the above but ``ffn.2``, whose 8960-wide input costs more to quantise per
-# token than its FP8 GEMM saves (docs/performance.md, afternoon of 2026-11-26: 54.1 against 53.6 steady FPS at
-# 768x1408 on an H200, 10.67 against 10.29 GiB).
-FAST_INCLUDE: tuple[str, ...] = tuple(n for n in DEFAULT_INCLUDE if n != "ffn.2")
 
 
 def quantize_rowwise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
