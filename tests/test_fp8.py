@@ -222,16 +222,20 @@ def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
     return 10 * math.log10(peak**2 / mse) if mse > 0 else math.inf
 
 
-def test_converted_tiny_dit_close_to_original(tiny_dit: WanDiT) -> None:
-    m = copy.deepcopy(tiny_dit)
-    assert convert_dit_linears_to_fp8(m) == 16
-    g = torch.Generator().manual_seed(5)
+def _two_chunks(a: WanDiT, b: WanDiT, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both DiTs on the same random chunk (dense attention): (a's output, b's output)."""
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, 16, 2, 16, 32, generator=g)
     lq = torch.randn(1, 2 * 8 * 16, TINY.dim, generator=g)
     attn = AttentionConfig(backend="dense")
     with torch.no_grad():
-        ref = tiny_dit.forward_chunk(x, lq, attn=attn)
-        out = m.forward_chunk(x, lq, attn=attn)
+        return a.forward_chunk(x, lq, attn=attn), b.forward_chunk(x, lq, attn=attn)
+
+
+def test_converted_tiny_dit_close_to_original(tiny_dit: WanDiT) -> None:
+    m = copy.deepcopy(tiny_dit)
+    assert convert_dit_linears_to_fp8(m) == 16
+    ref, out = _two_chunks(tiny_dit, m, seed=5)
     p = _psnr(out, ref)
     assert 35.0 < p < 80.0, p  # close, and not the identical bf16 model
     assert _rel_rms(out, ref) < 0.1
@@ -247,13 +251,7 @@ def test_fused_gelu_is_the_same_function(tiny_dit: WanDiT) -> None:
     only_ffn0 = copy.deepcopy(tiny_dit)
     convert_dit_linears_to_fp8(only_ffn0, include=("ffn.0",), fuse_gelu=True)  # ffn.2 stays nn.Linear: no fusion
     assert isinstance(only_ffn0.blocks[0].ffn[1], nn.GELU)
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(1, 16, 2, 16, 32, generator=g)
-    lq = torch.randn(1, 2 * 8 * 16, TINY.dim, generator=g)
-    attn = AttentionConfig(backend="dense")
-    with torch.no_grad():
-        ref = plain.forward_chunk(x, lq, attn=attn)
-        out = fused.forward_chunk(x, lq, attn=attn)
+    ref, out = _two_chunks(plain, fused, seed=7)
     assert torch.equal(out, ref)
 
 
