@@ -22,6 +22,7 @@ from torch import nn
 
 __all__ = [
     "DEFAULT_INCLUDE",
+    "FAST_INCLUDE",
     "FP8_DTYPE",
     "FP8_MAX",
     "FP8Linear",
@@ -39,9 +40,7 @@ _AMAX_EPS = 1e-12  # all-zero rows: scale stays positive (their quantised values
 
 # Linears of a DiT block (names relative to the block) that run on every token of every chunk. The K/V
 # projections of the cross-attention act on the fixed context only: WanDiT.prepare computes them once per
-# stream (DiTState.cross_kv), so they stay in the model dtype. The pipeline (``--fp8``) converts all of them with
-# the GELU fused into ``ffn.2``'s quantisation. Unfused, ``ffn.2``'s 8960-wide input cost more to quantise than its
-# FP8 GEMM saved, so the pipeline left it in bf16 until the fused kernel (docs/performance.md, 2026-11-26).
+# stream (DiTState.cross_kv), so they stay in the model dtype.
 DEFAULT_INCLUDE: tuple[str, ...] = (
     "self_attn.q",
     "self_attn.k",
@@ -52,6 +51,13 @@ DEFAULT_INCLUDE: tuple[str, ...] = (
     "ffn.0",
     "ffn.2",
 )
+
+# The set the pipeline uses: all of the above but ``ffn.2``, whose 8960-wide input costs more to quantise per
+# token than its FP8 GEMM saves (docs/performance.md, afternoon of 2026-11-26: 54.1 against 53.6 steady FPS at
+# 768x1408 on an H200, 10.67 against 10.29 GiB). With ``fuse_gelu`` ffn.2 in FP8 is no slower for the model alone
+# and 0.39 GiB smaller (session "kernels" of 2026-11-26); it stays out of the CLI's set until a CLI run that
+# came out 13% slower with it (44.3 against 50.8 fps, once, cause unknown) has been measured again.
+FAST_INCLUDE: tuple[str, ...] = tuple(n for n in DEFAULT_INCLUDE if n != "ffn.2")
 
 
 def quantize_rowwise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
