@@ -109,3 +109,28 @@ def test_fp8_accuracy_bench(tmp_path: Path) -> None:
     assert data["meta"]["fp8_linears"] > 0
     for key in ("psnr_fp8_db", "psnr_bf16_db"):
         assert 0 < rows[0][key] < float("inf"), key
+
+
+def _load(path: Path, name: str):  # noqa: ANN202 - a bench or script module loaded from its file
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_e2e_fp8_bench_smoke_on_cpu(tmp_path: Path) -> None:
+    """bench/e2e_fp8.py runs a file end to end per variant and reports a steady rate (CPU: bf16 only)."""
+    root = Path(__file__).resolve().parents[1]
+    weights = _load(root / "scripts" / "make_tiny_official.py", "make_tiny_official").write_tiny_official(
+        tmp_path / "w", seed=0
+    )
+    mod = _load(root / "bench" / "e2e_fp8.py", "bench_e2e_fp8")
+    out = tmp_path / "e2e.json"
+    args = ["--weights", str(weights), "--variants", "bf16", "--frames", "20", "--size", "32x48", "--repeats", "2"]
+    rows = mod.main([*args, "--steady-from", "9", "--no-compile", "--device", "cpu", "--json", str(out)])
+    assert [(r["variant"], r["repeat"], r["frames"]) for r in rows] == [("bf16", 0, 20), ("bf16", 1, 20)]
+    assert all(r["steady_fps"] > 0 and r["fps"] > 0 and r["first_output_s"] > 0 for r in rows)
+    assert json.loads(out.read_text())["results"] == rows
+    assert mod.steady_rate([(0, 0.0), (10, 1.0), (30, 2.0)], 10) == 20.0 and mod.steady_rate([(5, 1.0)], 0) is None
+    with pytest.raises(SystemExit):
+        mod.main(["--weights", str(weights), "--variants", "int4"])
