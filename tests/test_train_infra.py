@@ -404,13 +404,17 @@ def test_recipe_torchrun_two_processes(tmp_path: Path, data_root: Path) -> None:
     if torchrun is None:
         pytest.skip("torchrun not installed")
     run = tmp_path / "ddp"
+    logs = tmp_path / "rank_logs"  # each rank's stdout and stderr in files (a rare abort at exit was seen twice)
     cmd = [
-        torchrun, "--standalone", "--nproc_per_node=2", "-m", "streamvsr.recipes.stage0_autoencoder",
-        *_args(run, data_root, "--max-steps", "2", "--no-export"),
+        torchrun, "--standalone", "--nproc_per_node=2", "--log-dir", str(logs), "--tee", "3",
+        "-m", "streamvsr.recipes.stage0_autoencoder", *_args(run, data_root, "--max-steps", "2", "--no-export"),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 0, res.stderr[-2000:]
+    if res.returncode != 0:
+        ranks = "\n".join(f"--- {f.relative_to(logs)}:\n{f.read_text()[-1500:]}" for f in sorted(logs.rglob("*.log")))
+        log = (run / "log.jsonl").read_text()[-1500:] if (run / "log.jsonl").exists() else "(no log.jsonl)"
+        pytest.fail(f"torchrun exit {res.returncode}\n{res.stderr[-1500:]}\n{ranks}\n--- log.jsonl:\n{log}")
     recs = _losses(run)  # rank 0 alone writes the log
     assert [r[0] for r in recs] == [1, 2]
     assert recs[0][1] == 4  # samples count both ranks (2 each)
