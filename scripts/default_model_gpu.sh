@@ -8,7 +8,9 @@
 #   scripts/default_model_gpu.sh 2   # TCDecoder and stage 1 continue side by side; stage 2
 #   scripts/default_model_gpu.sh 3   # stage 3 (DMD); export; GPU benchmark at 1920x1080
 #   scripts/default_model_gpu.sh s3c # unpack data; stage 3 continued from folders on a fresh machine: G_DIR (the
-#                                      generator with its TCDecoder), T_DIR (the stage-1 teacher), e.g. bf16 copies
+#                                      generator with its TCDecoder), T_DIR (the stage-1 teacher; not needed with
+#                                      S3_DMD_W=0: G_DIR=src/streamvsr/weights/flashvsr-fast continues the shipped
+#                                      model), e.g. bf16 copies
 #                                      of earlier exports (scripts/bf16_copy.py); S3_DMD_W [1], S3_MIX [MIX];
 #                                      a second call with the same RUN_ROOT resumes; the export comes back in bf16
 #   scripts/default_model_gpu.sh tc  # unpack data; TCDecoder only (TC_MIN minutes), on the autoencoder in AE_DIR
@@ -179,8 +181,8 @@ ae)
     ;;
 s3c)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
-    s3 "$R/s3c" --init "${G_DIR:?G_DIR: the generator folder}" --teacher "${T_DIR:?T_DIR: the teacher folder}" \
-        --tcdecoder "$G_DIR"
+    # T_DIR (the teacher) only matters with DMD: without it (S3_DMD_W=0) the shipped model alone can continue
+    s3 "$R/s3c" --init "${G_DIR:?G_DIR: the generator folder}" ${T_DIR:+--teacher "$T_DIR"} --tcdecoder "$G_DIR"
     s3_export "$R/s3c" "$G_DIR" "$R/flashvsr-fast"
     rm -rf "$R/flashvsr-fast-bf16"  # bf16 (the shipping form): two variants' fp32 exports exceed what $OUT returns
     $PY scripts/bf16_copy.py "$R/flashvsr-fast" "$R/flashvsr-fast-bf16"

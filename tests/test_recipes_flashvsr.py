@@ -349,6 +349,12 @@ def test_stage3_without_dmd_leaves_both_scores_idle(
     recs = _run(stage3_dmd, env, "s3-nodmd", *args)
     assert all(r["dmd"] == 0 and r["fm_fake"] == 0 and r["real_fake_gap"] == 0 for r in recs)
     assert all(r["grad_norm_f"] == 0 for r in recs) and recs[-1]["mse"] < recs[0]["mse"]
+    # without DMD the teacher is not needed: the same run without it gives the same losses
+    no_teacher = [a for i, a in enumerate(args) if a != "--teacher" and (i == 0 or args[i - 1] != "--teacher")]
+    recs2 = _run(stage3_dmd, env, "s3-nodmd-noteacher", *no_teacher)
+    assert [r["mse"] for r in recs2] == [r["mse"] for r in recs]
+    with pytest.raises(ModelError, match="with DMD needs --teacher"):
+        _run(stage3_dmd, env, "s3-dmd-noteacher", *no_teacher[:-4], "--max-steps", "1")
 
 
 def test_stage3_detail_energy_term_alone(env: dict[str, Path], tc_run: list[dict], s1_run: list[dict]) -> None:

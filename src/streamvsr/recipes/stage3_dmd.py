@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stage3_dmd", description=__doc__.split("\n")[0])
     add_common_args(p, clip_len=41, crop=256, batch_size=2, lr=2e-5)
     add_dit_args(p)
-    p.add_argument("--teacher", default=None, help="real score: stage-1 run dir / ckpt or a FlashVSR folder")
+    p.add_argument("--teacher", default=None, help="real score: stage-1 run dir / ckpt or a FlashVSR folder (DMD only)")
     p.add_argument("--teacher-attn", default="full", choices=["full", "causal"], help="attention of real/fake")
     p.add_argument("--fake-lr", type=float, default=None, help="fake-score learning rate (default --lr)")
     p.add_argument("--fake-steps", type=int, default=1, help="fake-score updates per generator update")
@@ -135,9 +135,9 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     fake_net = FlashVSRNet(cfg, context).to(device)
     real_net: FlashVSRNet | None = None
     fresh = find_latest(args.run_dir) is None
-    if not args.export_only:
+    if not args.export_only and (args.teacher or args.dmd_weight > 0):
         if not args.teacher:
-            raise ModelError("stage 3 needs --teacher (the frozen real score, e.g. the stage-1 run dir)")
+            raise ModelError("stage 3 with DMD needs --teacher (the frozen real score, e.g. the stage-1 run dir)")
         real_net = FlashVSRNet(cfg, context)
         real_net.load_state_dict(load_net_state(args.teacher, cfg, "ema"), strict=True)
         real_net.requires_grad_(False)
@@ -146,7 +146,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         if not args.init:
             raise ModelError("stage 3 starts from stage 2: give --init <stage-2 run dir>")
         gen_net.load_state_dict(load_net_state(args.init, cfg, args.init_weights), strict=True)
-        fake_net.load_state_dict(copy.deepcopy(real_net.state_dict()), strict=True)  # type: ignore[union-attr]
+        # the fake score starts as the teacher; without DMD (no teacher given) it is never used, and starts as G
+        fake_net.load_state_dict(copy.deepcopy((real_net or gen_net).state_dict()), strict=True)
     for n in (gen_net, fake_net):
         n.dit.gradient_checkpointing = bool(args.grad_checkpointing)
     # DDP wraps, FSDP2 shards in place (rank 0's weights on every rank): before the optimizers and the EMAs.
