@@ -425,3 +425,15 @@ def test_image_prob_default_and_no_silent_video_only_run(env: dict[str, Path]) -
     _run(stage1_teacher, env, "s1-auto", "--ae", str(env["ae"]), "--clip-len", "9", "--max-steps", "1", crop=64)
     start = [json.loads(x) for x in (env["root"] / "s1-auto" / "log.jsonl").read_text().splitlines()][0]
     assert start["event"] == "start" and start["image_prob"] == IMAGE_PROB_DEFAULT  # the log says what ran
+
+
+def test_stage3_lpips_mask_option() -> None:
+    import argparse
+
+    assert stage3_dmd._low_high("0.02:0.06") == (0.02, 0.06)
+    for bad in ("0.06:0.02", "0.02", "a:b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            stage3_dmd._low_high(bad)
+    args = stage3_dmd.build_parser().parse_args(["--run-dir", "r", "--lpips-mask", "0.02:0.06"])
+    assert args.lpips_mask == (0.02, 0.06)
+    assert stage3_dmd.build_parser().parse_args(["--run-dir", "r"]).lpips_mask is None

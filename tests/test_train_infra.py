@@ -184,6 +184,48 @@ def test_detail_energy_counts_the_amount_of_detail_not_its_phase() -> None:
         losses.detail_energy(texture, flat[:, :, :32])
 
 
+def test_texture_mask_and_the_masked_perceptual_term() -> None:
+    g = torch.Generator().manual_seed(1)
+    texture = torch.rand(1, 3, 40, 72, generator=g) * 0.4 - 0.2  # tile detail RMS about 0.1
+    img = torch.cat([torch.zeros(1, 3, 40, 36), texture[..., 36:]], dim=-1)  # flat left half, texture right
+    m = losses.texture_mask(img, 0.02, 0.06)
+    assert m.shape == (1, 1, 40, 72)
+    assert m[..., :32].max() == 0 and m[..., 48:].min() == 1  # whole tiles: flat ones 0, textured ones 1
+    assert float(m.min()) >= 0 and float(m.max()) <= 1
+    with pytest.raises(ValueError):
+        losses.texture_mask(img, 0.06, 0.02)
+    seen = []
+
+    def fn(x, y, weight=None):  # noqa: ANN001, ANN202 - a perceptual function that records its weight map
+        seen.append(weight)
+        d = (x - y).square().mean(dim=1, keepdim=True)
+        return (d if weight is None else d * weight).mean(dim=(1, 2, 3))
+
+    y = img.reshape(1, 3, 1, 40, 72).expand(2, 3, 2, 40, 72)  # videos: per frame, the mask of each target frame
+    x = y + 0.1
+    plain = float(losses.perceptual(fn, x, y))
+    masked = float(losses.perceptual(fn, x, y, texture=(0.02, 0.06)))
+    assert seen[0] is None and seen[1].shape == (4, 1, 40, 72)
+    assert masked == pytest.approx(plain * float(m.mean()), rel=1e-5)  # the flat half does not count
+
+
+def test_stlpips_weight_map_is_a_spatial_weighting() -> None:
+    from streamvsr.eval.stlpips import STLPIPS
+
+    torch.manual_seed(2)
+    net = STLPIPS().eval()  # random weights: the plumbing, not the metric
+    for lin in net.lins:
+        lin.weight.data.abs_()  # LPIPS' per-channel weights are not negative
+    a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        d = net(a, b)
+        assert torch.allclose(net(a, b, torch.ones(2, 1, 64, 64)), d, rtol=1e-5)
+        assert net(a, b, torch.zeros(2, 1, 64, 64)).abs().max() == 0
+        half = torch.ones(2, 1, 64, 64)
+        half[..., 32:] = 0
+        assert (net(a, b, half) < d).all() and (net(a, b, half) > 0).all()
+
+
 def test_kl() -> None:
     zeros = torch.zeros(4, 16, 2, 3, 3)
     assert losses.kl_diag_gaussian(zeros, zeros) == 0.0

@@ -93,15 +93,22 @@ class STLPIPS(nn.Module):
         x = ((2 * x - 1) - self.shift) / self.scale  # [0, 1] -> [-1, 1] -> LPIPS' ImageNet scaling
         return [_unit_normalize(f) for f in self.net(x)]
 
-    def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
-        """ST-LPIPS from two :meth:`features` results: ``(N,)``."""
+    def distance(
+        self, fa: list[torch.Tensor], fb: list[torch.Tensor], weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """ST-LPIPS from two :meth:`features` results: ``(N,)``. ``weight`` (N, 1, H, W) at image resolution (a
+        training option, not the metric): each layer's spatial map is multiplied by it, area-resized, before the
+        mean."""
         total = torch.zeros(fa[0].shape[0], device=fa[0].device, dtype=fa[0].dtype)
         for a, b, lin in zip(fa, fb, self.lins):
-            total = total + lin((a - b) ** 2).mean(dim=(1, 2, 3))
+            d = lin((a - b) ** 2)  # (N, 1, h, w)
+            if weight is not None:
+                d = d * F.interpolate(weight.to(d.dtype), size=d.shape[-2:], mode="area")
+            total = total + d.mean(dim=(1, 2, 3))
         return total
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.distance(self.features(a), self.features(b))
+    def forward(self, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return self.distance(self.features(a), self.features(b), weight)
 
 
 def weights_path() -> Path:

@@ -81,6 +81,18 @@ from streamvsr.train.recipe_utils import optimizer_step, setup_device
 RECIPE = "stage3_dmd"
 
 
+def _low_high(text: str) -> tuple[float, float]:
+    """'0.02:0.08' -> (0.02, 0.08), low < high."""
+    low, sep, high = text.partition(":")
+    try:
+        lo, hi = float(low), float(high)
+    except ValueError:
+        lo = hi = float("nan")
+    if not sep or not lo < hi:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH with LOW < HIGH, got {text!r}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stage3_dmd", description=__doc__.split("\n")[0])
     add_common_args(p, clip_len=41, crop=256, batch_size=2, lr=2e-5)
@@ -92,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dmd-weight", type=float, default=1.0, help="0: no DMD; real and fake scores stay idle")
     p.add_argument("--mse-weight", type=float, default=1.0)
     p.add_argument("--lpips-weight", type=float, default=2.0, help="lambda of the total loss (0 = off)")
+    p.add_argument(
+        "--lpips-mask",
+        type=_low_high,
+        default=None,
+        metavar="LOW:HIGH",
+        help="LPIPS only where the target has texture: weight 0 below tile detail RMS LOW, 1 above HIGH "
+        "([-1, 1] pixel units; losses.texture_mask). Off by default",
+    )
     p.add_argument("--temporal-weight", type=float, default=0.0, help="weight of the frame-difference loss (0 = off)")
     p.add_argument(
         "--detail-energy-weight",
@@ -252,7 +272,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
                 frames = frames.float()
                 target = hr_t[:, :, fs:fe]
                 l_mse = losses.mse(frames, target)
-                l_lp = losses.perceptual(perceptual_fn, frames, target)
+                l_lp = losses.perceptual(perceptual_fn, frames, target, texture=args.lpips_mask)
                 if args.temporal_weight > 0:
                     l_tmp = losses.temporal_difference(frames, target)
                 if args.detail_energy_weight > 0:

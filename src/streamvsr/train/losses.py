@@ -24,6 +24,7 @@ __all__ = [
     "flow_matching_xt",
     "kl_diag_gaussian",
     "l1",
+    "local_detail_rms",
     "mse",
     "perceptual",
     "psnr",
@@ -31,11 +32,12 @@ __all__ = [
     "shift_timesteps",
     "tc_decoder_loss",
     "temporal_difference",
+    "texture_mask",
     "video_to_images",
     "x0_from_velocity",
 ]
 
-PerceptualFn = Callable[[Tensor, Tensor], Tensor]
+PerceptualFn = Callable[..., Tensor]  # (x, y) or (x, y, weight (N, 1, H, W)) -> (N,)
 
 
 # --- pixel losses ----------------------------------------------------------------------------------------
@@ -87,13 +89,28 @@ def detail_energy(x: Tensor, y: Tensor, tile: int = 16, eps: float = 1e-6) -> Te
         )
     if x.ndim == 5:
         x, y = video_to_images(x), video_to_images(y)
+    return (local_detail_rms(x, tile, eps) - local_detail_rms(y, tile, eps)).abs().mean()
 
-    def rms(z: Tensor) -> Tensor:
-        z = z.float()
-        hp = z - torch.nn.functional.avg_pool2d(z, 5, stride=1, padding=2, count_include_pad=False)
-        return (torch.nn.functional.avg_pool2d(hp.square(), tile, stride=tile, ceil_mode=True) + eps).sqrt()
 
-    return (rms(x) - rms(y)).abs().mean()
+def local_detail_rms(z: Tensor, tile: int = 16, eps: float = 1e-6) -> Tensor:
+    """(N, C, H, W) -> (N, C, ceil(H / tile), ceil(W / tile)): the root mean square of the fine detail (the image
+    minus its 5x5 box blur) over each ``tile`` x ``tile`` tile, per channel (see :func:`detail_energy`)."""
+    z = z.float()
+    hp = z - torch.nn.functional.avg_pool2d(z, 5, stride=1, padding=2, count_include_pad=False)
+    return (torch.nn.functional.avg_pool2d(hp.square(), tile, stride=tile, ceil_mode=True) + eps).sqrt()
+
+
+def texture_mask(y: Tensor, low: float, high: float, tile: int = 16) -> Tensor:
+    """(N, C, H, W) images in [-1, 1] -> (N, 1, H, W) weights in [0, 1]: 0 where the image is flat, 1 where it has
+    texture. The tile's detail RMS (:func:`local_detail_rms`, mean over channels) is mapped linearly from ``low``
+    (weight 0) to ``high`` (weight 1) and clamped; each tile's weight covers its pixels. Ours: it confines an
+    LPIPS term to textured targets, so that flat areas get no invented texture (docs/training.md)."""
+    if not high > low:
+        raise ValueError(f"texture_mask needs high > low, got {low}, {high}")
+    r = local_detail_rms(y, tile).mean(dim=1, keepdim=True)  # (N, 1, h, w)
+    w = ((r - low) / (high - low)).clamp(0.0, 1.0)
+    w = w.repeat_interleave(tile, dim=2).repeat_interleave(tile, dim=3)
+    return w[..., : y.shape[-2], : y.shape[-1]]
 
 
 def psnr(x: Tensor, y: Tensor, data_range: float = 2.0) -> Tensor:
@@ -108,13 +125,18 @@ def video_to_images(v: Tensor) -> Tensor:
     return v.transpose(1, 2).reshape(b * f, c, h, w)
 
 
-def perceptual(fn: PerceptualFn | None, x: Tensor, y: Tensor) -> Tensor:
-    """Mean perceptual distance (e.g. LPIPS [LPIPS]) of images or videos; 0 when ``fn`` is None."""
+def perceptual(fn: PerceptualFn | None, x: Tensor, y: Tensor, texture: tuple[float, float] | None = None) -> Tensor:
+    """Mean perceptual distance (e.g. LPIPS [LPIPS]) of images or videos; 0 when ``fn`` is None.
+
+    ``texture`` (low, high): weigh the distance's spatial maps by :func:`texture_mask` of the target ``y``, so that
+    it counts only where ``y`` has texture (``fn`` must then take a third argument, the weight map)."""
     if fn is None:
         return x.new_zeros((), dtype=torch.float32)
     if x.ndim == 5:
         x, y = video_to_images(x), video_to_images(y)
-    return fn(x, y).float().mean()
+    if texture is None:
+        return fn(x, y).float().mean()
+    return fn(x, y, texture_mask(y, *texture)).float().mean()
 
 
 # --- latent regulariser ----------------------------------------------------------------------------------

@@ -126,8 +126,8 @@ def load_perceptual(path: str | None, device: torch.device) -> losses.Perceptual
     net = load_stlpips(device=device, path=path)
     net.requires_grad_(False)
 
-    def fn(x: Tensor, y: Tensor) -> Tensor:
-        return net((x.float() + 1) / 2, (y.float() + 1) / 2)
+    def fn(x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        return net((x.float() + 1) / 2, (y.float() + 1) / 2, weight)
 
     return fn
 
