@@ -55,6 +55,7 @@ from streamvsr.pipeline.flashvsr import (
     compile_decoder,
     compile_dit,
     padded_frame_count,
+    pipeline_flex_options,
 )
 
 
@@ -432,7 +433,7 @@ def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
     """'default;autotune;BLOCK_M=128,BLOCK_N=64,num_warps=8' -> [(name, kernel_options, compile mode)].
 
     A variant is ``default`` (PyTorch's choice), ``pipeline`` (what ``FlashVSRUpscaler`` sets on this GPU: see
-    :func:`~streamvsr.pipeline.flashvsr.hopper_flex_options`; resolved in :func:`main`), or comma-separated
+    :func:`~streamvsr.pipeline.flashvsr.pipeline_flex_options`; resolved in :func:`main`), or comma-separated
     items: ``autotune`` (compile mode
     max-autotune-no-cudagraphs: Inductor times the kernel's configurations) and ``KEY=VALUE`` kernel options
     (FlexKernelOptions; integers, true/false, or names such as BACKEND=FLASH)."""
@@ -461,15 +462,6 @@ def parse_flex_variants(text: str) -> list[tuple[str, dict | None, str | None]]:
                 opts[key.strip()] = int(val) if val.lstrip("-").isdigit() else val  # e.g. BACKEND=FLASH
         out.append((name, opts or None, mode))
     return out or [("default", None, None)]
-
-
-def _pipeline_options(cfg, device: torch.device) -> dict | None:  # noqa: ANN001 - a FlashVSRConfig
-    """The FlexAttention options the pipeline sets for ``cfg`` on ``device`` (None: PyTorch's own)."""
-    from streamvsr.pipeline.flashvsr import hopper_flex_options
-
-    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9:
-        return hopper_flex_options(cfg.dit.head_dim)
-    return None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -554,7 +546,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     build_s = time.perf_counter() - t0
     sizes = _parse_sizes(args.sizes)
     backends = args.backends.split(",")
-    variants = [(n, _pipeline_options(cfg, device) if o and o.get("pipeline") else o, m) for n, o, m in variants]
+    pipeline_opts = pipeline_flex_options(device, cfg.dit.head_dim)
+    variants = [(n, pipeline_opts if o and o.get("pipeline") else o, m) for n, o, m in variants]
     # (backend, variant name, kernel options, compile mode): the flex variants apply to flex alone
     runs = [(b, *v) for b in backends for v in (variants if b == "flex" else [("default", None, None)])]
     fp8_include = tuple(x.strip() for x in args.fp8_include.split(",") if x.strip())

@@ -256,7 +256,7 @@ def test_upscalers_replace_their_own_flex_options_but_not_a_callers(monkeypatch)
     from streamvsr.pipeline import flashvsr as pipe
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # a Hopper GPU
-    monkeypatch.setattr(pipe, "_AUTO_FLEX", [])
+    monkeypatch.setattr(pipe, "_AUTO_FLEX", None)
     proj = torch.nn.Module()
     try:
         attn_mod.set_flex_options()

@@ -69,9 +69,9 @@ def test_flex_variants_parse_and_label_rows() -> None:
     assert mod.parse_flex_variants("") == [("default", None, None)]
     assert mod.parse_flex_variants("BACKEND=FLASH")[0][1] == {"BACKEND": "FLASH"}
     assert mod.parse_flex_variants("pipeline") == [("pipeline", {"pipeline": True}, None)]
-    from streamvsr.models.flashvsr.config import SIZES
+    from streamvsr.pipeline.flashvsr import pipeline_flex_options
 
-    assert mod._pipeline_options(SIZES["official-1.3b"], torch.device("cpu")) is None  # Hopper only
+    assert pipeline_flex_options(torch.device("cpu"), 128) is None  # what 'pipeline' resolves to: Hopper only
     with pytest.raises(ValueError, match="KEY=VALUE"):
         mod.parse_flex_variants("BLOCK_M")
     assert mod._label("flex", "compile+dec", "autotune") == "flex+compile+dec[autotune]"

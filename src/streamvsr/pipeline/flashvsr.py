@@ -52,6 +52,7 @@ __all__ = [
     "hopper_flex_options",
     "lookahead",
     "padded_frame_count",
+    "pipeline_flex_options",
 ]
 
 SCALE = 4
@@ -214,23 +215,32 @@ def hopper_flex_options(head_dim: int) -> dict:
     return opts
 
 
-_AUTO_FLEX: list[dict] = []  # the FlexAttention options _cuda_fast_paths set last (not a caller's choice)
+def pipeline_flex_options(device: torch.device, head_dim: int) -> dict | None:
+    """The FlexAttention options the upscaler chooses on ``device``: :func:`hopper_flex_options` on a Hopper GPU
+    (compute capability 9.x), else None (PyTorch's own)."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9:
+        return hopper_flex_options(head_dim)
+    return None
+
+
+_AUTO_FLEX: dict | None = None  # the FlexAttention options _cuda_fast_paths set last (not a caller's choice)
 
 
 def _cuda_fast_paths(lq_proj: torch.nn.Module, device: torch.device, head_dim: int) -> None:
     """Same-result speed choices on CUDA, each measured in docs/performance.md: the projector's Conv3d layers
-    as one Conv2d each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon) and on Hopper the
-    FlexAttention options of :func:`hopper_flex_options`, unless the caller chose the process's FlexAttention
-    options itself (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`). Options that an earlier
-    upscaler of the process chose are replaced (the options are per process, the best tiles per head size)."""
+    as one Conv2d each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon) and the FlexAttention
+    options of :func:`pipeline_flex_options`, unless the caller chose the process's FlexAttention options itself
+    (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`). Options that an earlier upscaler of the
+    process chose are replaced (the options are per process, the best tiles per head size)."""
+    global _AUTO_FLEX
     lq_proj.time_fold = True
+    opts = pipeline_flex_options(device, head_dim)
     current = get_flex_options()
-    ours = current == (None, None) or (current[1] is None and _AUTO_FLEX and current[0] == _AUTO_FLEX[-1])
-    if torch.cuda.get_device_capability(device)[0] == 9 and ours:
-        opts = hopper_flex_options(head_dim)
+    ours = current == (None, None) or (current[1] is None and current[0] == _AUTO_FLEX)
+    if opts is not None and ours:
         if current[0] != opts:
             set_flex_options(opts)  # also drops the compiled kernel, which is rebuilt with these options
-        _AUTO_FLEX[:] = [opts]
+        _AUTO_FLEX = opts
 
 
 class FlashVSRUpscaler:
