@@ -7,8 +7,8 @@ the FFN's GELU fused into ``ffn.2``'s FP8 quantisation wrote 44.27 fps where the
 or a slow moment shows in every variant alike. Reported per run: the rate from frame ``--steady-from`` on (start-up
 excluded) and the whole run's fps.
 
-Variants: ``bf16``; ``fp8`` (the CLI's ``--fp8``: the seven block linears but ``ffn.2``); ``fp8-gelu`` (all eight,
-the GELU fused into ``ffn.2``'s quantisation).
+Variants: ``bf16``; ``fp8`` (the seven block linears but ``ffn.2``, the CLI's ``--fp8`` until the evening of
+2026-11-26); ``fp8-gelu`` (all eight, the GELU fused into ``ffn.2``'s quantisation: the CLI's ``--fp8`` since).
 
     python3 scripts/make_random_model.py /tmp/w13 --size official-1.3b --device cuda
     python3 bench/e2e_fp8.py --weights /tmp/w13 --frames 3200 --presets veryfast,medium --repeats 2 --json e2e.json
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from streamvsr.models.flashvsr.fp8 import convert_dit_linears_to_fp8
+from streamvsr.models.flashvsr.fp8 import FAST_INCLUDE, convert_dit_linears_to_fp8
 from streamvsr.pipeline import flashvsr as flashvsr_pipeline
 from streamvsr.pipeline.registry import load_model
 from streamvsr.pipeline.run import EncodeOptions, upscale_file
@@ -39,9 +39,9 @@ VARIANTS = ("bf16", "fp8", "fp8-gelu")
 def build(variant: str, weights: str, device: torch.device, compile_model: bool):  # noqa: ANN201
     """The upscaler of one variant, converted before it is compiled (as ``load_model(compile=True)`` does)."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    up = load_model("flashvsr", weights=weights, device=device, dtype=dtype, fp8=variant != "bf16")
-    if variant == "fp8-gelu":
-        convert_dit_linears_to_fp8(up.dit, ("ffn.2",), fuse_gelu=True)
+    up = load_model("flashvsr", weights=weights, device=device, dtype=dtype, fp8=variant == "fp8-gelu")
+    if variant == "fp8":
+        convert_dit_linears_to_fp8(up.dit, FAST_INCLUDE)
     if compile_model:
         flashvsr_pipeline.compile_dit(up.dit)
         flashvsr_pipeline.compile_decoder(up.decoder)

@@ -73,12 +73,13 @@ def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa
 
 def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """``load_model("flashvsr", fp8=True)`` (the CLI's --fp8): refused off Hopper and outside bf16 with one
-    clear error; where the FP8 GEMM runs, the DiT's FAST_INCLUDE linears are FP8Linear before compilation."""
+    clear error; where the FP8 GEMM runs, the DiT's eight block linears are FP8Linear before compilation, the
+    FFN's GELU fused into ffn.2's quantisation."""
     import pytest
 
     from streamvsr.errors import ModelError
     from streamvsr.models.flashvsr import fp8 as fp8_mod
-    from streamvsr.models.flashvsr.fp8 import FAST_INCLUDE, FP8Linear
+    from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, FP8Linear
 
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
     save_flashvsr(tmp_path, SIZES["tiny"], {"dit": up.dit, "lq_proj": up.lq_proj, "decoder": up.decoder})
@@ -90,9 +91,9 @@ def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: AN
     seen = []
     monkeypatch.setattr(flashvsr_pipeline, "compile_dit", lambda dit, *a, **k: seen.append(dit.blocks[0].ffn[0]))
     m = load_model("flashvsr", weights=tmp_path, dtype=torch.bfloat16, fp8=True, compile=True)
-    kinds = {n: type(mod) for n, mod in m.dit.blocks[0].named_modules() if n in FAST_INCLUDE + ("ffn.2",)}
-    assert {n for n, t in kinds.items() if t is FP8Linear} == set(FAST_INCLUDE)
-    assert kinds["ffn.2"] is torch.nn.Linear
+    kinds = {n: type(mod) for n, mod in m.dit.blocks[0].named_modules() if n in DEFAULT_INCLUDE + ("ffn.1",)}
+    assert {n for n, t in kinds.items() if t is FP8Linear} == set(DEFAULT_INCLUDE)
+    assert kinds["ffn.1"] is torch.nn.Identity and m.dit.blocks[0].ffn[2].pre_gelu  # the GELU moved into ffn.2
     assert len(seen) == 1 and isinstance(seen[0], FP8Linear)  # converted before compile_dit saw the DiT
 
 

@@ -99,8 +99,9 @@ def _flashvsr(
     the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
     :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer). ``streams``: on CUDA,
     decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
-    ``fp8``: the DiT blocks' big linears in FP8 e4m3 with per-token scales
-    (:data:`~streamvsr.models.flashvsr.fp8.FAST_INCLUDE`; Hopper GPUs, bf16 only): less memory, a little faster.
+    ``fp8``: the DiT blocks' eight big linears in FP8 e4m3 with per-token scales, the FFN's GELU fused into the
+    quantisation of ``ffn.2``'s input (:data:`~streamvsr.models.flashvsr.fp8.DEFAULT_INCLUDE`, ``fuse_gelu``;
+    Hopper GPUs, bf16 only): less memory, a little faster.
     """
     from dataclasses import replace
 
@@ -134,13 +135,13 @@ def _flashvsr(
         name="flashvsr",
     )
     if fp8:
-        from streamvsr.models.flashvsr.fp8 import FAST_INCLUDE, convert_dit_linears_to_fp8, fp8_gemm_device
+        from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8, fp8_gemm_device
 
         if not fp8_gemm_device(device):
             raise ModelError(f"--fp8 needs a CUDA GPU of compute capability 9.0 or newer (Hopper); got {device}")
         if dtype != torch.bfloat16:
             raise ModelError(f"--fp8 runs the model in bfloat16, not {str(dtype).removeprefix('torch.')}")
-        convert_dit_linears_to_fp8(up.dit, FAST_INCLUDE)
+        convert_dit_linears_to_fp8(up.dit, DEFAULT_INCLUDE, fuse_gelu=True)
     if compile:
         flashvsr_pipeline.compile_dit(up.dit)
         if isinstance(up.decoder, TCDecoder):  # the full variant's Wan VAE decoder stays eager

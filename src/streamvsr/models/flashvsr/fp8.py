@@ -53,11 +53,11 @@ DEFAULT_INCLUDE: tuple[str, ...] = (
     "ffn.2",
 )
 
-# The set the pipeline uses: all of the above but ``ffn.2``, whose 8960-wide input costs more to quantise per
-# token than its FP8 GEMM saves (docs/performance.md, afternoon of 2026-11-26: 54.1 against 53.6 steady FPS at
-# 768x1408 on an H200, 10.67 against 10.29 GiB). With ``fuse_gelu`` ffn.2 in FP8 is no slower for the model alone
-# and 0.39 GiB smaller (session "kernels" of 2026-11-26); it stays out of the CLI's set until a CLI run that
-# came out 13% slower with it (44.3 against 50.8 fps, once, cause unknown) has been measured again.
+# All of the above but ``ffn.2``, whose 8960-wide input costs more to quantise per token than its FP8 GEMM saves
+# when the GELU runs as a kernel of its own (docs/performance.md, afternoon of 2026-11-26: 54.1 against 53.6 steady
+# FPS at 768x1408 on an H200, 10.67 against 10.29 GiB). With ``fuse_gelu`` ffn.2 in FP8 is no slower and 0.39 GiB
+# smaller (session "kernels" of 2026-11-26), also end to end through ``upscale_file`` (evening of 2026-11-26: 48.95
+# against 48.40 fps), so the CLI's ``--fp8`` converts all eight with the GELU fused; this set stays for comparison.
 FAST_INCLUDE: tuple[str, ...] = tuple(n for n in DEFAULT_INCLUDE if n != "ffn.2")
 
 
