@@ -11,7 +11,10 @@ from streamvsr.errors import ModelError
 from streamvsr.models.flashvsr.config import SIZES
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
+    DENSE_MAX_BLOCKS,
     FlashVSRUpscaler,
+    auto_attention_backend,
+    blocks_per_window,
     call_schedule,
     lookahead,
     official_frame_count,
@@ -221,6 +224,37 @@ def test_fast_size_runs_with_patch_4_and_one_cached_window():
     out = Engine(up).run(torch.rand(3, 3, 20, 30), chunk=2)
     assert out.shape == (3, 3, 80, 120)
     assert torch.isfinite(out).all()
+
+
+def test_auto_attention_picks_dense_for_small_grids_on_cuda() -> None:
+    """The measured points (docs/performance.md, evening of 2026-11-26): our `fast` model at 1280x720 output
+    (padded to 768x1280, 15 blocks) streams with the dense kernel, at 1920x1080 (padded to 1280x2048, 40 blocks) with
+    FlexAttention; the official size at 768x1408 has 66 blocks."""
+    fast, official = SIZES["fast"], SIZES["official-1.3b"]
+    assert blocks_per_window((768 // 8, 1280 // 8), fast.dit.patch, fast.attention.window) == 15
+    assert blocks_per_window((1280 // 8, 2048 // 8), fast.dit.patch, fast.attention.window) == 40
+    assert blocks_per_window((768 // 8, 1408 // 8), official.dit.patch, official.attention.window) == 66
+    assert auto_attention_backend("cuda", 15) == "dense" and auto_attention_backend("cuda", DENSE_MAX_BLOCKS) == "dense"
+    assert (
+        auto_attention_backend("cuda", DENSE_MAX_BLOCKS + 1) == "flex" and auto_attention_backend("cuda", 66) == "flex"
+    )
+    assert auto_attention_backend("cpu", 66) == "dense"
+
+
+def test_auto_attention_is_decided_per_call(up: FlashVSRUpscaler, monkeypatch) -> None:  # noqa: ANN001
+    """An upscaler built with backend "auto" hands the DiT a concrete backend, never "auto"."""
+    seen = []
+    real = up.dit.forward_chunk
+
+    def spy(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        seen.append(k["attn"].backend)
+        return real(*a, **k)
+
+    monkeypatch.setattr(up.dit, "forward_chunk", spy)
+    monkeypatch.setattr(up, "attention", dataclasses.replace(up.attention, backend="auto"))
+    up.reset()
+    Engine(up).run(torch.rand(30, 3, LR, LR), chunk=8)
+    assert seen and set(seen) == {"dense"}  # CPU
 
 
 def test_streams_are_off_without_cuda(up: FlashVSRUpscaler) -> None:

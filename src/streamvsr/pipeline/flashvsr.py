@@ -47,7 +47,10 @@ __all__ = [
     "FIRST_LATENTS",
     "STEP_LATENTS",
     "ChunkInfo",
+    "DENSE_MAX_BLOCKS",
     "FlashVSRUpscaler",
+    "auto_attention_backend",
+    "blocks_per_window",
     "call_schedule",
     "hopper_flex_options",
     "lookahead",
@@ -60,11 +63,29 @@ FIRST_LATENTS = 6  # latents of call 0 (3 temporal windows)
 STEP_LATENTS = 2  # latents of every later call (1 window)
 FRAMES_PER_LATENT = 4
 MIN_FRAMES = 1 + FRAMES_PER_LATENT * FIRST_LATENTS  # 25 LR frames before the first output
+# "auto" attention on CUDA: the exact masked-SDPA kernel up to this many 128-token blocks per temporal window,
+# FlexAttention above. Our `fast` model on an H100 (docs/performance.md, evening of 2026-11-26): at 1280x720
+# output (15 blocks) dense streams as fast as FlexAttention (207 against 192 piped FPS) and spares the ~15 s of
+# compiling FlexAttention at the start of every run; at 1920x1080 (40 blocks) FlexAttention is 2.4x faster.
+DENSE_MAX_BLOCKS = 16
 
 
 # ----------------------------------------------------------------------------------------------
 # Bookkeeping (pure functions)
 # ----------------------------------------------------------------------------------------------
+
+
+def blocks_per_window(latent_hw: tuple[int, int], patch: tuple[int, int, int], window: tuple[int, int, int]) -> int:
+    """128-token attention blocks per temporal window of a (padded) latent frame of ``latent_hw``."""
+    return (latent_hw[0] // patch[1] // window[1]) * (latent_hw[1] // patch[2] // window[2])
+
+
+def auto_attention_backend(device_type: str, blocks_per_window: int) -> str:
+    """What ``backend="auto"`` runs for a stream: ``dense`` off CUDA and for small token grids on CUDA (up to
+    :data:`DENSE_MAX_BLOCKS` blocks per temporal window), ``flex`` (compiled FlexAttention) otherwise."""
+    if device_type != "cuda" or blocks_per_window <= DENSE_MAX_BLOCKS:
+        return "dense"
+    return "flex"
 
 
 def padded_frame_count(n: int) -> int:
@@ -581,7 +602,11 @@ class FlashVSRUpscaler:
         x = self._draw_noise(a, b, lat)
         lq = torch.cat([self._lq.pop(i) for i in range(a, b)], dim=1)
         pos = torch.arange(a, b, device=self.device)
-        v = self.dit.forward_chunk(x, lq, t_positions=pos, kv_cache=self.kv, attn=self.attention, state=self._state)
+        attn = self.attention
+        if attn.backend == "auto":  # decided per frame size (see auto_attention_backend)
+            blocks = blocks_per_window(lat, self.cfg.dit.patch, attn.window)
+            attn = dataclasses.replace(attn, backend=auto_attention_backend(self.device.type, blocks))
+        v = self.dit.forward_chunk(x, lq, t_positions=pos, kv_cache=self.kv, attn=attn, state=self._state)
         x0 = x - v  # one Euler step from sigma = 1
         if self.detail != 1.0:
             x0 = x0 * self.detail  # toward the latent mean: less synthesised detail (see the class docstring)
