@@ -242,3 +242,24 @@ def test_tcdecoder_bilinear_upsampling() -> None:
     assert TCDecoderConfig.from_dict({**dataclasses.asdict(TC_TINY), "upsample": "bilinear"}).upsample == "bilinear"
     with pytest.raises(ValueError):
         TCDecoder(dataclasses.replace(TC_TINY, upsample="bicubic"))
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_tcdecoder_grows_frames_before_upsampling_with_the_same_result(upsample: str) -> None:
+    """grow_first (the default) runs each TGrow before the x2 upsampling in front of it: the same function as the
+    checkpoint's layer order (a 1x1 convolution without bias commutes with both upsamplings), streamed too."""
+    m = _randomise(TCDecoder(dataclasses.replace(TC_TINY, upsample=upsample)).double(), 4)
+    lat, lr = _tc_inputs(3)
+    assert m.grow_first
+    fast = m(lat, lr)
+    m.grow_first = False
+    ref = m(lat, lr)
+    torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-8)  # float64 rounding of another summation order
+    al = make_tc_condition(lr, first=True)
+    outs = []
+    for grow_first in (True, False):
+        m.grow_first = grow_first
+        m.reset()
+        outs.append(torch.cat([m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])], 2))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-9, atol=1e-8)
+    torch.testing.assert_close(outs[0], ref, rtol=1e-9, atol=1e-8)

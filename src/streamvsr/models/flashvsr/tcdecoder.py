@@ -142,6 +142,9 @@ class TCDecoder(nn.Module):
             nn.init.zeros_(self.decoder[-1].bias)
         self._mem: dict[int, torch.Tensor] = {}
         self._started = False
+        # run each TGrow before the upsampling in front of it (same function, a quarter of the TGrow work and of
+        # its frame reshuffle); False runs the layers in checkpoint order (the reference)
+        self.grow_first = True
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -171,8 +174,20 @@ class TCDecoder(nn.Module):
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Run the layer stack on x (B, T, C, h, w); mem maps MemBlock index -> previous input (B, C, H, W)."""
         new_mem: dict[int, torch.Tensor] = {}
-        for i, layer in enumerate(self.decoder):
-            if isinstance(layer, _MemBlock):
+        layers = list(self.decoder)
+        skip = -1
+        for i, layer in enumerate(layers):
+            if i == skip:
+                continue
+            if self.grow_first and isinstance(layer, nn.Upsample) and isinstance(layers[i + 1], _TGrow):
+                # TGrow (a 1x1 convolution without bias) commutes with the x2 upsampling (nearest or bilinear:
+                # both linear, per channel): growing the frames first does its work on a quarter of the pixels.
+                x = layers[i + 1](x)
+                b, t = x.shape[:2]
+                y = layer(x.flatten(0, 1))
+                x = y.reshape(b, t, *y.shape[1:])
+                skip = i + 1
+            elif isinstance(layer, _MemBlock):
                 prev = mem.get(i) if mem else None
                 if prev is None:
                     prev = torch.zeros_like(x[:, 0])
