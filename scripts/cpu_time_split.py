@@ -2,6 +2,7 @@
 ``on_chunk`` timings), for the embedded default model or a weights folder.
 
     .venv/bin/python scripts/cpu_time_split.py [--weights DIR] [--size 320x192] [--frames 57] [--threads 2]
+        [--dtype float32|bfloat16]  (default: the upscaler's own choice, bf16 on CPUs with native bf16)
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ def main() -> None:
     p.add_argument("--size", default="320x192", help="LR WxH (multiples of the model's input multiple)")
     p.add_argument("--frames", type=int, default=57)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
-    up = load_model("flashvsr" if args.weights else "flashvsr-fast", weights=args.weights, device=torch.device("cpu"))
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    name = "flashvsr" if args.weights else "flashvsr-fast"
+    up = load_model(name, weights=args.weights, device=torch.device("cpu"), dtype=dtype)
     infos = []
     up.on_chunk = infos.append
     torch.manual_seed(0)
@@ -35,7 +39,8 @@ def main() -> None:
         up.flush()
     total = time.perf_counter() - t
     steady = [c for c in infos if c.index > 0 and c.frames[1] - c.frames[0] == 8]
-    print(f"{args.frames} frames {w}x{h} -> x4 in {total:.2f} s ({args.frames / total:.2f} fps, start included)")
+    rate = args.frames / total
+    print(f"{args.frames} frames {w}x{h} -> x4 in {total:.2f} s ({rate:.2f} fps, start included), {up.dtype}")
     print("call  frames     dit_s  decode_s  total_s")
     for c in steady:
         print(f"{c.index:4d}  {c.frames[0]:3d}-{c.frames[1]:3d}  {c.dit_s:8.3f}  {c.decode_s:8.3f}  {c.total_s:7.3f}")

@@ -87,7 +87,7 @@ def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: AN
         load_model("flashvsr", weights=tmp_path, fp8=True)
     monkeypatch.setattr(fp8_mod, "fp8_gemm_device", lambda device: True)  # pretend a Hopper GPU
     with pytest.raises(ModelError, match="bfloat16, not float32"):
-        load_model("flashvsr", weights=tmp_path, fp8=True)
+        load_model("flashvsr", weights=tmp_path, dtype=torch.float32, fp8=True)
     seen = []
     monkeypatch.setattr(flashvsr_pipeline, "compile_dit", lambda dit, *a, **k: seen.append(dit.blocks[0].ffn[0]))
     m = load_model("flashvsr", weights=tmp_path, dtype=torch.bfloat16, fp8=True, compile=True)

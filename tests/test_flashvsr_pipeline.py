@@ -311,3 +311,19 @@ def test_streams_give_the_same_frames_on_cuda(host: bool) -> None:
     outs.append(engine.flush())
     got = torch.cat(outs)
     assert got.shape == ref.shape and torch.equal(got, ref)
+
+
+def test_bf16_models_with_lq_residual_keep_the_bicubic_frames_in_float16() -> None:
+    """A bf16 model whose decoder adds its output to the bicubic frames (lq_residual) must not round those frames
+    (and so the output) to bf16: at initialisation the decoder adds zero, so the output is the bicubic upsampling,
+    within float16's rounding of the float32 run's output (kept in bf16 they were off by 9.8e-4)."""
+    cfg = dataclasses.replace(TINY, decoder=dataclasses.replace(TINY.decoder, lq_residual=True, cond_channels=768))
+    torch.manual_seed(0)
+    x = torch.rand(30, 3, LR, LR)
+    outs = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        up = FlashVSRUpscaler.from_config(cfg, seed=0, color_fix="none", dtype=dtype)
+        assert up.hr_dtype == (torch.float16 if dtype == torch.bfloat16 else torch.float32)
+        outs[dtype] = Engine(up).run(x, chunk=8)
+    err = (outs[torch.float32] - outs[torch.bfloat16]).abs().max().item()
+    assert err < 5e-4, err

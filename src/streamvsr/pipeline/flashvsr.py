@@ -52,6 +52,8 @@ __all__ = [
     "auto_attention_backend",
     "blocks_per_window",
     "call_schedule",
+    "cpu_bf16_native",
+    "default_dtype",
     "hopper_flex_options",
     "lookahead",
     "padded_frame_count",
@@ -86,6 +88,23 @@ def auto_attention_backend(device_type: str, blocks_per_window: int) -> str:
     if device_type != "cuda" or blocks_per_window <= DENSE_MAX_BLOCKS:
         return "dense"
     return "flex"
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU has bf16 arithmetic instructions that oneDNN uses (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """The compute dtype of ``dtype=None`` (the CLI's ``--dtype auto``): bf16 on CUDA, and on CPUs with native bf16
+    (our ``fast`` model at 1280x720 on 2 cores of the development machine: 5.0 against 2.4 FPS, the output 66.7 dB
+    from float32's; docs/performance.md, evening of 2026-11-26); float32 on other CPUs, where bf16 is emulated."""
+    if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_native()):
+        return torch.bfloat16
+    return torch.float32
 
 
 def padded_frame_count(n: int) -> int:
@@ -337,6 +356,11 @@ class FlashVSRUpscaler:
         self.detail = detail
         p = next(dit.parameters())
         self.device, self.dtype = p.device, p.dtype
+        # The bicubic frames are kept in float16 rather than bf16 where the decoder adds its output to them
+        # (lq_residual, our models): the output is mostly those frames, and bf16's 8-bit mantissa put it on a grid
+        # of up to one grey level whose rounding changed from frame to frame (tOF 0.773 against 0.742 in float32).
+        lq_residual = bool(getattr(getattr(decoder, "cfg", None), "lq_residual", False))
+        self.hr_dtype = torch.float16 if (self.dtype == torch.bfloat16 and lq_residual) else self.dtype
         # official LQ upsampling: Pillow on a CPU run, the bit-exact tensor version on an accelerator (on an
         # H100 the CPU round trip cost about 30 ms per frame, half the end-to-end speed at 1408x768)
         self.pillow_on_device = self.device.type != "cpu"
@@ -350,6 +374,8 @@ class FlashVSRUpscaler:
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
+        if self.device.type == "cpu" and cpu_bf16_native():
+            dtypes = (torch.bfloat16, torch.float32)
         self.spec = ModelSpec(
             name=name, scale=SCALE, latency=self.max_lookahead, multiple=block_px // SCALE, dtypes=dtypes
         )
@@ -506,7 +532,7 @@ class FlashVSRUpscaler:
         return torch.empty(0, 3, h * SCALE, w * SCALE, device=self.device)
 
     def _upsample(self, frames: torch.Tensor) -> torch.Tensor:
-        """(T, 3, h, w) [0, 1] -> (T, 3, 4h, 4w) in [-1, 1], model dtype, on the run's device."""
+        """(T, 3, h, w) [0, 1] -> (T, 3, 4h, 4w) in [-1, 1], ``hr_dtype``, on the run's device."""
         if self.lq_upsample == "pillow":
             from streamvsr.ops.resize import pillow_bicubic_uint8, resize_pillow_bicubic
 
@@ -522,7 +548,7 @@ class FlashVSRUpscaler:
         else:
             x = F.interpolate(frames.to(self.device, torch.float32), scale_factor=SCALE, mode="bicubic")
             x = x.clamp(0, 1)
-        return (x * 2 - 1).to(self.dtype)
+        return (x * 2 - 1).to(self.hr_dtype)
 
     def _frames(self, a: int, b: int) -> torch.Tensor:
         """Upsampled frames a .. b-1 as (1, 3, b-a, H, W)."""
@@ -533,14 +559,15 @@ class FlashVSRUpscaler:
         if not self._warm:
             if available < 1:
                 return
-            self.lq_proj.step(self._frames(0, 1))
+            self.lq_proj.step(self._frames(0, 1).to(self.dtype))
             self._warm = True
         c0 = self._next_clip
         n = max(0, (available - 1) // FRAMES_PER_LATENT - c0)  # complete clips not yet fed
         if n == 0:
             return
         first = FRAMES_PER_LATENT * c0 + 1
-        tokens = self.lq_proj.step(self._frames(first, first + FRAMES_PER_LATENT * n))  # (1, n*h*w, dim)
+        frames = self._frames(first, first + FRAMES_PER_LATENT * n).to(self.dtype)
+        tokens = self.lq_proj.step(frames)  # (1, n*h*w, dim)
         for i, t in enumerate(tokens.chunk(n, dim=1)):
             self._lq[c0 + i] = t
         self._next_clip = c0 + n

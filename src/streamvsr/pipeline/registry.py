@@ -114,7 +114,7 @@ def _flashvsr(
     if not folder.is_dir():
         raise ModelError(f"FlashVSR weights folder not found: {folder}")
     if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        dtype = flashvsr_pipeline.default_dtype(device)
     cfg, mods = load_flashvsr_folder(folder, version=flashvsr_version, decoder=decoder, device=device, dtype=dtype)
     official = not cfg.dit.learned_context
     noise = "official" if (seed is not None and num_frames is not None) else "stream"

@@ -207,7 +207,9 @@ class TCDecoder(nn.Module):
         """x (B, T, 3, H, W) of the stack + aligned cond (B, 3, T, H, W) -> (B, 3, T, H, W) in about [-1, 1]."""
         x = x.transpose(1, 2)
         if self.cfg.lq_residual:
-            return cond.to(x.dtype) + x  # bicubic LR + learned detail, not clamped
+            # bicubic LR + learned detail, not clamped; in the wider of the two dtypes (float32 for a float16
+            # condition and a bf16 stack), so the sum is not rounded to the stack's precision
+            return cond + x
         return x * 2 - 1  # [0,1] -> [-1,1], not clamped
 
     # ------------------------------------------------------------------ API
