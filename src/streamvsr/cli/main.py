@@ -142,6 +142,10 @@ _COMPILE_HELP = (
 )
 
 
+_DTYPE_HELP = (
+    "Compute dtype. auto: the model's choice (FlashVSR: bfloat16 on CUDA and on CPUs with bf16 instructions,"
+    " float32 on other CPUs)."
+)
 _FP8_HELP = (
     "FlashVSR on Hopper GPUs: the DiT's big linears in FP8 (e4m3, per-token scales); less GPU memory, a little"
     " faster; with our trained model the output is about 61 dB PSNR from the bf16 output."
@@ -218,7 +222,7 @@ class _Bar:
 @click.option("--weights", type=click.Path(), default=None, help="Local weights folder (never downloaded).")
 @click.option("--scale", type=int, default=None, help="Upscaling factor (default: the model's).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True, help=_DTYPE_HELP)
 @_encoder_options
 @click.option("--format", "fmt", type=click.Choice(["auto", "png"]), default="auto", show_default=True)
 @click.option("--start", type=float, default=None, help="Start time in seconds.")
@@ -402,7 +406,7 @@ def _upscale_segmented(src: str, dst: str, model, device: str, enc, segments, kw
 @click.option("--weights", type=click.Path(), default=None)
 @click.option("--scale", type=int, default=None)
 @click.option("--device", default="auto", show_default=True, help="auto uses cuda:LOCAL_RANK under torchrun.")
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True, help=_DTYPE_HELP)
 @click.option("--suffix", default=None, help="Output container suffix (default: the input's).")
 @_encoder_options
 @click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
