@@ -5,30 +5,28 @@
 
     python3 bench/conv_shapes_gpu.py [--json conv_shapes.json]
 
-Each row: the mean of 20 calls after 3 warm-up calls, timed with CUDA events, bf16, cuDNN's heuristic choice
-(``cudnn.benchmark`` off, as in the pipeline).
+Each row: the mean of 20 calls after 3 warm-up calls (``gpu_timing.timed``; the version that measured
+``docs/runs/2026-11-26-eve/call16_conv_shapes.txt`` timed the same calls with CUDA events), bf16, cuDNN's
+heuristic choice (``cudnn.benchmark`` off, as in the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_timing import timed as _timed  # noqa: E402
 
-def timed(fn, n: int = 20) -> float:  # noqa: ANN001
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(n):
-        fn()
-    e.record()
-    torch.cuda.synchronize()
-    return s.elapsed_time(e) / n
+
+def timed(fn) -> float:  # noqa: ANN001
+    """Milliseconds per call: 20 calls after 3 warm-up calls."""
+    return _timed(fn, reps=20, warmup=3) * 1e3
 
 
 def main() -> None:

@@ -234,11 +234,10 @@ def test_auto_attention_picks_dense_for_small_grids_on_cuda() -> None:
     assert blocks_per_window((768 // 8, 1280 // 8), fast.dit.patch, fast.attention.window) == 15
     assert blocks_per_window((1280 // 8, 2048 // 8), fast.dit.patch, fast.attention.window) == 40
     assert blocks_per_window((768 // 8, 1408 // 8), official.dit.patch, official.attention.window) == 66
-    assert auto_attention_backend("cuda", 15) == "dense" and auto_attention_backend("cuda", DENSE_MAX_BLOCKS) == "dense"
-    assert (
-        auto_attention_backend("cuda", DENSE_MAX_BLOCKS + 1) == "flex" and auto_attention_backend("cuda", 66) == "flex"
-    )
-    assert auto_attention_backend("cpu", 66) == "dense"
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert auto_attention_backend(cuda, 15) == "dense" and auto_attention_backend(cuda, DENSE_MAX_BLOCKS) == "dense"
+    assert auto_attention_backend(cuda, DENSE_MAX_BLOCKS + 1) == "flex" and auto_attention_backend(cuda, 66) == "flex"
+    assert auto_attention_backend(cpu, 66) == "dense"
 
 
 def test_auto_attention_is_decided_per_call(up: FlashVSRUpscaler, monkeypatch) -> None:  # noqa: ANN001

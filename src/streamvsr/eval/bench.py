@@ -142,7 +142,8 @@ def benchmark(
         t_in, t_out, seconds = _stream(model, device, inputs)
     lat = (np.array(t_out) - np.array(t_in)) * 1000.0  # ms, output i vs input i
     if dtype is None:  # the dtype the model chose for itself, where it says
-        dtype = getattr(model, "dtype", None) if isinstance(getattr(model, "dtype", None), torch.dtype) else None
+        own = getattr(model, "dtype", None)
+        dtype = own if isinstance(own, torch.dtype) else None
     return BenchResult(
         model=name or model.spec.name,
         width=width,

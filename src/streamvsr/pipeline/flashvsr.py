@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.errors import InputError, ModelError
-from streamvsr.models.flashvsr.attention import KVCache, get_flex_options, set_flex_options
+from streamvsr.models.flashvsr.attention import KVCache, get_flex_options, resolve_backend, set_flex_options
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
 from streamvsr.pipeline.protocol import ModelSpec
@@ -82,14 +83,16 @@ def blocks_per_window(latent_hw: tuple[int, int], patch: tuple[int, int, int], w
     return (latent_hw[0] // patch[1] // window[1]) * (latent_hw[1] // patch[2] // window[2])
 
 
-def auto_attention_backend(device_type: str, blocks_per_window: int) -> str:
-    """What ``backend="auto"`` runs for a stream: ``dense`` off CUDA and for small token grids on CUDA (up to
-    :data:`DENSE_MAX_BLOCKS` blocks per temporal window), ``flex`` (compiled FlexAttention) otherwise."""
-    if device_type != "cuda" or blocks_per_window <= DENSE_MAX_BLOCKS:
+def auto_attention_backend(device: torch.device, blocks_per_window: int) -> str:
+    """What ``backend="auto"`` runs for a stream: ``dense`` for small token grids (up to :data:`DENSE_MAX_BLOCKS`
+    blocks per temporal window), else the model's own rule (:func:`~streamvsr.models.flashvsr.attention.
+    resolve_backend`: compiled FlexAttention on CUDA, dense elsewhere)."""
+    if blocks_per_window <= DENSE_MAX_BLOCKS:
         return "dense"
-    return "flex"
+    return resolve_backend("auto", device)
 
 
+@functools.cache
 def cpu_bf16_native() -> bool:
     """Whether this CPU has bf16 arithmetic instructions that oneDNN uses (AVX512-BF16 or AMX)."""
     try:
@@ -632,7 +635,7 @@ class FlashVSRUpscaler:
         attn = self.attention
         if attn.backend == "auto":  # decided per frame size (see auto_attention_backend)
             blocks = blocks_per_window(lat, self.cfg.dit.patch, attn.window)
-            attn = dataclasses.replace(attn, backend=auto_attention_backend(self.device.type, blocks))
+            attn = dataclasses.replace(attn, backend=auto_attention_backend(self.device, blocks))
         v = self.dit.forward_chunk(x, lq, t_positions=pos, kv_cache=self.kv, attn=attn, state=self._state)
         x0 = x - v  # one Euler step from sigma = 1
         if self.detail != 1.0:
