@@ -103,8 +103,9 @@ def cpu_bf16_native() -> bool:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     """The compute dtype of ``dtype=None`` (the CLI's ``--dtype auto``): bf16 on CUDA, and on CPUs with native bf16
-    (our ``fast`` model at 1280x720 on 2 cores of the development machine: 5.0 against 2.4 FPS, the output 66.7 dB
-    from float32's; docs/performance.md, evening of 2026-11-26); float32 on other CPUs, where bf16 is emulated."""
+    (our ``fast`` model at 1280x720 on 2 cores of the development machine: 4.44 against 2.35 FPS, the output 61.97
+    dB from float32's in 8-bit PNGs; docs/performance.md, evening of 2026-11-26); float32 on other CPUs, where bf16
+    is emulated."""
     if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_native()):
         return torch.bfloat16
     return torch.float32
