@@ -313,9 +313,14 @@ def convert_dit_linears_to_fp8(
     are, as do embeddings, the head and the cross-attention K/V projections (not in the default
     ``include``). ``fuse_gelu``: where ``ffn.2`` became an FP8Linear, the FFN's GELU moves into it
     (``pre_gelu``; see :func:`gelu_quantize_rowwise`). Destructive: the bf16 weights are dropped (convert a deep
-    copy to keep the original).
+    copy to keep the original). A bf16 FFN fused by :func:`~streamvsr.models.flashvsr.fused.fuse_ffn_gelu` is
+    split again first where ``ffn.0`` or the GELU is to change.
     """
+    from streamvsr.models.flashvsr.fused import unfuse_ffn_gelu
+
     names = tuple(include)
+    if "ffn.0" in names or fuse_gelu:
+        unfuse_ffn_gelu(dit)
     count = 0
     with torch.no_grad():
         for block in dit.blocks:  # type: ignore[attr-defined]
