@@ -3,6 +3,8 @@
 
     .venv/bin/python scripts/cpu_time_split.py [--weights DIR] [--size 320x192] [--frames 57] [--threads 2]
         [--dtype float32|bfloat16]  (default: the upscaler's own choice, bf16 on CPUs with native bf16)
+        [--tail-frames N]  (the TCDecoder's full-resolution tail N frames at a time; 0 = all at once;
+                            default: the upscaler's own choice)
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=57)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--tail-frames", type=int, default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
     dtype = getattr(torch, args.dtype) if args.dtype else None
     name = "flashvsr" if args.weights else "flashvsr-fast"
     up = load_model(name, weights=args.weights, device=torch.device("cpu"), dtype=dtype)
+    if args.tail_frames is not None:
+        up.decoder.tail_frames = args.tail_frames or None
     infos = []
     up.on_chunk = infos.append
     torch.manual_seed(0)

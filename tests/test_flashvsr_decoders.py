@@ -263,3 +263,30 @@ def test_tcdecoder_grows_frames_before_upsampling_with_the_same_result(upsample:
         outs.append(torch.cat([m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])], 2))
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-9, atol=1e-8)
     torch.testing.assert_close(outs[0], ref, rtol=1e-9, atol=1e-8)
+
+
+@pytest.mark.parametrize("grow_first", [True, False])
+def test_tcdecoder_tail_in_frame_slices_is_the_same_function(grow_first: bool) -> None:
+    """tail_frames runs the per-frame tail (last upsampling and full-resolution convolutions) a few frames at a
+    time: frame for frame the same output, whole and streamed (with the MemBlock memories)."""
+    m = _randomise(TCDecoder(TC_TINY).double(), 5)
+    m.grow_first = grow_first
+    lat, lr = _tc_inputs(3)
+    al = make_tc_condition(lr, first=True)
+    ref = m(lat, lr)
+    m.reset()
+    ref_stream = torch.cat([m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])], 2)
+    for n in (1, 3):
+        m.tail_frames = n
+        torch.testing.assert_close(m(lat, lr), ref, rtol=0, atol=1e-12)
+        m.reset()
+        got = torch.cat([m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])], 2)
+        torch.testing.assert_close(got, ref_stream, rtol=0, atol=1e-12)
+    # the slices really are smaller: the full-resolution convolution sees n frames per call
+    seen = []
+    conv = m.decoder[-1]
+    h = conv.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    m.tail_frames = 1
+    m(lat, lr)
+    h.remove()
+    assert seen and max(seen) == 1

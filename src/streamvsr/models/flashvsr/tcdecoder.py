@@ -145,6 +145,9 @@ class TCDecoder(nn.Module):
         # run each TGrow before the upsampling in front of it (same function, a quarter of the TGrow work and of
         # its frame reshuffle); False runs the layers in checkpoint order (the reference)
         self.grow_first = True
+        # frames per slice of the per-frame tail (the last upsampling and the full-resolution convolutions):
+        # None runs all frames at once; a small number bounds the full-resolution activations (see _run)
+        self.tail_frames: int | None = None
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -172,21 +175,49 @@ class TCDecoder(nn.Module):
     def _run(
         self, x: torch.Tensor, mem: dict[int, torch.Tensor] | None
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """Run the layer stack on x (B, T, C, h, w); mem maps MemBlock index -> previous input (B, C, H, W)."""
-        new_mem: dict[int, torch.Tensor] = {}
+        """Run the layer stack on x (B, T, C, h, w); mem maps MemBlock index -> previous input (B, C, H, W).
+
+        With ``tail_frames`` set, the layers after the last TGrow (all per-frame: the last upsampling and the
+        full-resolution convolutions) run on that many frames at a time, which bounds the full-resolution
+        activations (the same function, frame for frame)."""
         layers = list(self.decoder)
+        last = max(i for i, layer in enumerate(layers) if isinstance(layer, _TGrow))
+        head, tail = list(range(last + 1)), list(range(last + 1, len(layers)))
+        if self.grow_first and isinstance(layers[last - 1], nn.Upsample):
+            # the last TGrow runs in the head, then the upsampling in front of it starts the tail
+            head, tail = head[:-2] + [last], [last - 1, *tail]
+        x, new_mem = self._layers(x, mem, layers, head)
+        n = self.tail_frames
+        if not n or n >= x.shape[1]:
+            return self._layers(x, None, layers, tail)[0], new_mem
+        parts = [self._layers(x[:, a : a + n], None, layers, tail)[0] for a in range(0, x.shape[1], n)]
+        return torch.cat(parts, dim=1), new_mem
+
+    def _layers(
+        self, x: torch.Tensor, mem: dict[int, torch.Tensor] | None, layers: list[nn.Module], order: list[int]
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """The layers of the stack at the indices ``order``, in that order, on x (B, T, C, h, w); returns x and
+        the new memories. An upsampling directly followed (in ``order``) by a TGrow runs after it (grow_first)."""
+        new_mem: dict[int, torch.Tensor] = {}
         skip = -1
-        for i, layer in enumerate(layers):
+        for k, i in enumerate(order):
+            layer = layers[i]
             if i == skip:
                 continue
-            if self.grow_first and isinstance(layer, nn.Upsample) and isinstance(layers[i + 1], _TGrow):
+            nxt = order[k + 1] if k + 1 < len(order) else None
+            if (
+                self.grow_first
+                and isinstance(layer, nn.Upsample)
+                and nxt is not None
+                and isinstance(layers[nxt], _TGrow)
+            ):
                 # TGrow (a 1x1 convolution without bias) commutes with the x2 upsampling (nearest or bilinear:
                 # both linear, per channel): growing the frames first does its work on a quarter of the pixels.
-                x = layers[i + 1](x)
+                x = layers[nxt](x)
                 b, t = x.shape[:2]
                 y = layer(x.flatten(0, 1))
                 x = y.reshape(b, t, *y.shape[1:])
-                skip = i + 1
+                skip = nxt
             elif isinstance(layer, _MemBlock):
                 prev = mem.get(i) if mem else None
                 if prev is None:
