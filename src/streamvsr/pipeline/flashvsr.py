@@ -270,14 +270,20 @@ def pipeline_flex_options(device: torch.device, head_dim: int) -> dict | None:
 _AUTO_FLEX: dict | None = None  # the FlexAttention options _cuda_fast_paths set last (not a caller's choice)
 
 
-def _cuda_fast_paths(lq_proj: torch.nn.Module, device: torch.device, head_dim: int) -> None:
-    """Same-result speed choices on CUDA, each measured in docs/performance.md: the projector's Conv3d layers
-    as one Conv2d each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon) and the FlexAttention
+def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device, head_dim: int) -> None:
+    """Speed choices on CUDA, each measured in docs/performance.md: the projector's Conv3d layers as one Conv2d
+    each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon); in bf16/fp16 the FFN's first linear with
+    its GELU in the GEMM's epilogue (:func:`~streamvsr.models.flashvsr.fused.fuse_ffn_gelu`; +1.6 to 1.9% piped on
+    an H200, 2026-11-27; rounded once instead of twice); and the FlexAttention
     options of :func:`pipeline_flex_options`, unless the caller chose the process's FlexAttention options itself
     (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`). Options that an earlier upscaler of the
     process chose are replaced (the options are per process, the best tiles per head size)."""
     global _AUTO_FLEX
+    from streamvsr.models.flashvsr.fused import fuse_ffn_gelu
+
     lq_proj.time_fold = True
+    if next(dit.parameters()).dtype in (torch.bfloat16, torch.float16):
+        fuse_ffn_gelu(dit)
     opts = pipeline_flex_options(device, head_dim)
     current = get_flex_options()
     ours = current == (None, None) or (current[1] is None and current[0] == _AUTO_FLEX)
@@ -368,12 +374,17 @@ class FlashVSRUpscaler:
         # official LQ upsampling: Pillow on a CPU run, the bit-exact tensor version on an accelerator (on an
         # H100 the CPU round trip cost about 30 ms per frame, half the end-to-end speed at 1408x768)
         self.pillow_on_device = self.device.type != "cpu"
+        if hasattr(decoder, "tail_frames"):
+            # the TCDecoder's full-resolution tail one frame at a time (the same function): on an H200 the bf16
+            # peak at 768x1408 went from 11.46 to 10.18 GiB at the same speed, and on 2 CPU cores the decoder
+            # took 0.70 instead of 1.19 to 1.45 s per 8 frames at 1280x768 (docs/performance.md, 2026-11-27)
+            decoder.tail_frames = 1
         if self.device.type == "cpu":
             # oneDNN picks faster NHWC kernels for channels-last conv weights: the TCDecoder, 70% of the CPU
             # time, went from 3.40 to 2.84 s per 8 frames at 1280x720 on 2 cores (same output within 2e-6)
             decoder.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
-            _cuda_fast_paths(lq_proj, self.device, cfg.dit.head_dim)
+            _cuda_fast_paths(dit, lq_proj, self.device, cfg.dit.head_dim)
         self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
