@@ -19,7 +19,11 @@ that compile cleanly, see :func:`streamvsr.pipeline.flashvsr.compile_dit`), or s
 Lever parts: ``fp8``, ``compile`` (DiT blocks), ``dec`` (compiled TCDecoder), ``fold`` (the projector's Conv3d as
 Conv2d), ``cat`` (the lean KV cache concatenated instead of handed over in pieces), ``streams`` (the decoder on a
 second CUDA stream beside the next chunk's DiT), ``gelu`` (with ``fp8``: ``ffn.2`` in FP8 too, its input from the
-fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linears_to_fp8`).
+fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linears_to_fp8`), ``epi`` (bf16: ``ffn.0``
+with the GELU in its cuBLASLt epilogue, :mod:`streamvsr.models.flashvsr.fused`), ``tail`` / ``tail2`` (the
+TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``). The upscaler itself
+runs ``epi`` (CUDA, bf16) and ``tail``; a lever without them turns them off, so the pipeline's own path is
+``epi+compile+dec+fold+streams+tail``.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -47,6 +51,7 @@ import torch.nn.functional as F
 from streamvsr.models.flashvsr import attention as attn_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
+from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, unfuse_ffn_gelu
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
     ChunkInfo,
@@ -57,6 +62,9 @@ from streamvsr.pipeline.flashvsr import (
     padded_frame_count,
     pipeline_flex_options,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_memory import peak_attribution, print_attribution  # noqa: E402
 
 
 def _parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -110,6 +118,7 @@ def run_one(
     backend: str,
     device: torch.device,
     quick: bool = False,
+    mem_trace: bool = False,
 ) -> dict:
     h, w = out_hw
     lr = torch.rand(frames, 3, math.ceil(h / 4), math.ceil(w / 4))  # on the host, streamed in chunks
@@ -117,14 +126,18 @@ def run_one(
     chunks: list[ChunkInfo] = []
     engine = Engine(upscaler, device=device)
 
-    def once(x: torch.Tensor, record: bool) -> tuple[float, dict]:
-        """Stream x through the engine; outputs are checked and dropped (memory stays bounded)."""
+    def once(x: torch.Tensor, record: bool, split_peak: bool = False) -> tuple[float, dict]:
+        """Stream x through the engine; outputs are checked and dropped (memory stays bounded).
+
+        split_peak (CUDA): the peak of allocated memory up to the first push with outputs (call 0) is returned
+        as ``peak_call0``, and the peak statistics are reset there, so the caller reads the steady calls' own."""
         upscaler.on_chunk = chunks.append if record else None
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         n_out, finite, hw = 0, torch.ones((), dtype=torch.bool, device=device), None
         marks: list[tuple[int, torch.cuda.Event]] = []  # (frames, event after them) per push with outputs
+        peak_call0 = None
 
         def stream():  # noqa: ANN202 - one chunk at a time, then the flush
             for i in range(0, x.shape[0], 8):
@@ -132,6 +145,9 @@ def run_one(
             yield engine.flush(), False
 
         for out, pushed in stream():
+            if split_peak and peak_call0 is None and out.shape[0] and device.type == "cuda":
+                peak_call0 = torch.cuda.max_memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
             n_out += out.shape[0]
             finite &= torch.isfinite(out).all()
             hw = tuple(out.shape[-2:])
@@ -145,7 +161,8 @@ def run_one(
         piped = None
         if len(marks) >= 2:
             piped = sum(n for n, _ in marks[1:]) / (marks[0][1].elapsed_time(marks[-1][1]) / 1000)
-        return time.perf_counter() - t0, {"frames_out": n_out, "finite": bool(finite), "hw": hw, "piped_fps": piped}
+        info = {"frames_out": n_out, "finite": bool(finite), "hw": hw, "piped_fps": piped, "peak_call0": peak_call0}
+        return time.perf_counter() - t0, info
 
     warmup_s = None
     if not quick:
@@ -153,9 +170,13 @@ def run_one(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with _BlockCounter() as counter:
-        seconds, out = once(lr, record=quick)
+        seconds, out = once(lr, record=quick, split_peak=True)
+    peak_steady = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
     if not quick:  # per-chunk timings in a second pass (syncing per chunk perturbs the overlap slightly)
         once(lr, record=True)
+    trace = None
+    if mem_trace and device.type == "cuda":  # one more pass with the allocator's history: what the peak holds
+        trace = peak_attribution(lambda: once(lr, record=False))
     pairs = counter.value()
     assert out["frames_out"] == frames and out["hw"] == (h, w), out
     ph = -(-math.ceil(h / 4) // upscaler.spec.multiple) * upscaler.spec.multiple * 4
@@ -184,7 +205,11 @@ def run_one(
         "steady_dit_s": sum(c.dit_s for c in steady) / len(steady) if steady else None,
         "steady_decode_s": sum(c.decode_s for c in steady) / len(steady) if steady else None,
         "chunks": [{**c.__dict__, "latents": list(c.latents), "frames": list(c.frames)} for c in chunks],
-        "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+        # the timed run's peak, and its two parts: up to call 0's outputs, and the steady calls after them
+        "peak_mem_gb": max(out["peak_call0"] or 0, peak_steady) / 2**30 if device.type == "cuda" else None,
+        "peak_call0_gb": out["peak_call0"] / 2**30 if out["peak_call0"] is not None else None,
+        "peak_steady_gb": peak_steady / 2**30 if peak_steady is not None and out["peak_call0"] is not None else None,
+        "mem_trace": trace,
         "selected_block_pairs": pairs,
         "dit_tflop": flops / 1e12,
         "dit_tflops_per_s": flops / 1e12 / dit_s if dit_s else None,
@@ -298,7 +323,7 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
 # second CUDA stream
-LEVER_PARTS = ("fp8", "gelu", "compile", "dec", "fold", "cat", "streams")
+LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "fold", "cat", "streams", "tail", "tail2")
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -312,6 +337,10 @@ def _parse_levers(text: str) -> list[str]:
         elif parts <= set(LEVER_PARTS):
             if "gelu" in parts and "fp8" not in parts:
                 raise ValueError(f"lever {item!r}: gelu goes with fp8")
+            if "epi" in parts and "fp8" in parts:
+                raise ValueError(f"lever {item!r}: epi is the bf16 FFN (with fp8 use gelu)")
+            if {"tail", "tail2"} <= parts:
+                raise ValueError(f"lever {item!r}: tail or tail2, not both")
             name = "+".join(x for x in LEVER_PARTS if x in parts)
         else:
             raise ValueError(f"unknown lever {item!r}; known: {', '.join(LEVERS)} (combine with '+')")
@@ -361,6 +390,8 @@ class _LeverState:
         self.fp8_fast_accum = fp8_fast_accum
         self.fp8_linears: int | None = None  # set once converted
         self.gelu_fused = False  # ffn.2 converted too, with the GELU fused into its quantisation
+        # bf16 ffn.0 + GELU as one GEMM with the GELU epilogue (fused.fuse_ffn_gelu; the CUDA upscaler's default)
+        self.epi_fused = ffn_gelu_fused(up.dit)
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
 
@@ -372,6 +403,12 @@ class _LeverState:
             self.compiled.undo()
             self.compiled = None
         if want_fp8 and self.fp8_linears is None:
+            if self.epi_fused:  # ffn.0 back to nn.Linear, which the conversion takes
+                if self.compiled is not None:
+                    self.compiled.undo()
+                    self.compiled = None
+                unfuse_ffn_gelu(self.up.dit)
+                self.epi_fused = False
             with torch.no_grad():
                 self.fp8_linears = convert_dit_linears_to_fp8(
                     self.up.dit, self.fp8_include, use_fast_accum=self.fp8_fast_accum
@@ -393,6 +430,13 @@ class _LeverState:
                 )
             self.fp8_linears = (self.fp8_linears or 0) + n
             self.gelu_fused = True
+        want_epi = "epi" in lever.split("+")
+        if want_epi != self.epi_fused:  # the blocks change: compile them again
+            if self.compiled is not None:
+                self.compiled.undo()
+                self.compiled = None
+            (fuse_ffn_gelu if want_epi else unfuse_ffn_gelu)(self.up.dit)
+            self.epi_fused = want_epi
         mode = None if self.compile_mode == "default" else self.compile_mode
         if want_compile and self.compiled is None:
             self.compiled = compile_dit(self.up.dit, mode)
@@ -405,6 +449,8 @@ class _LeverState:
         self.up.lq_proj.time_fold = "fold" in lever.split("+")
         self.up.kv_pieces = "cat" not in lever.split("+")  # takes effect at the stream's reset
         self.up.streams = "streams" in lever.split("+")  # decode on a second CUDA stream beside the next DiT call
+        parts = lever.split("+")
+        self.up.decoder.tail_frames = 1 if "tail" in parts else 2 if "tail2" in parts else None
 
     def close(self) -> None:
         """Undo the compile levers."""
@@ -507,6 +553,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=",".join(DEFAULT_INCLUDE),
         help="the block linears the FP8 levers convert (names relative to a DiT block, comma-separated)",
     )
+    p.add_argument(
+        "--mem-trace",
+        action="store_true",
+        help="after each timed run, one more run with the CUDA allocator's history: what is alive at the peak",
+    )
     p.add_argument("--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check")
     p.add_argument(
         "--profile",
@@ -592,7 +643,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for backend, variant, kernel_options, flex_mode in runs:
                     attn_mod.set_flex_options(kernel_options, flex_mode)
                     try:
-                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick)
+                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace)
+                        if r.get("mem_trace"):
+                            print_attribution(_label(backend, lever, variant), r["mem_trace"])
                         if args.profile > 0:
                             r["profile"] = profile_steady(up, hw, backend, device, args.profile)
                             _print_profile(_label(backend, lever, variant), r["profile"])

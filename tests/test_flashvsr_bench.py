@@ -134,3 +134,38 @@ def test_e2e_fp8_bench_smoke_on_cpu(tmp_path: Path) -> None:
     assert mod.steady_rate([(0, 0.0), (10, 1.0), (30, 2.0)], 10) == 20.0 and mod.steady_rate([(5, 1.0)], 0) is None
     with pytest.raises(SystemExit):
         mod.main(["--weights", str(weights), "--variants", "int4"])
+
+
+def test_replay_peak_attributes_the_live_blocks() -> None:
+    """The allocator-trace replay finds the peak and what is alive there, by the owner's innermost frame."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_memory.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_memory", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def fr(name: str, line: int) -> list[dict]:
+        return [
+            {"filename": "/x/torch/nn/functional.py", "line": 1, "name": "conv2d"},
+            {"filename": f"/repo/src/streamvsr/models/{name}.py", "line": line, "name": name},
+        ]
+
+    gib = 2**30
+    events = [
+        {"action": "alloc", "addr": 1, "size": 2 * gib, "frames": fr("dit", 10)},
+        {"action": "alloc", "addr": 2, "size": 1 * gib, "frames": fr("decoder", 20)},
+        {"action": "free_requested", "addr": 1, "size": 2 * gib},  # not back yet: still counted
+        {"action": "alloc", "addr": 3, "size": 1 * gib, "frames": fr("decoder", 21)},
+        {"action": "free_completed", "addr": 1, "size": 2 * gib},
+        {"action": "free_completed", "addr": 99, "size": 1 * gib},  # a block from before the trace
+        {"action": "alloc", "addr": 4, "size": 1 * gib, "frames": fr("dit", 11)},
+    ]
+    rep = mod.replay_peak(events, before=3 * gib)
+    assert rep["peak_gib"] == 7.0 and rep["peak_event"] == 3
+    owners = rep["at_peak_by_owner_gib"]
+    assert owners == {
+        "streamvsr/models/dit.py:10 dit": 2.0,
+        "streamvsr/models/decoder.py:20 decoder": 1.0,
+        "streamvsr/models/decoder.py:21 decoder": 1.0,
+    }
+    assert rep["at_peak_before_trace_gib"] == 3.0
+    assert set(rep["at_peak_by_frame_gib"]) == {"torch/nn/functional.py:1 conv2d"}
