@@ -9,6 +9,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -388,6 +389,18 @@ def test_recipe_resume_matches_uninterrupted_run(tmp_path: Path, data_root: Path
     for k, v in sa["model"].items():
         torch.testing.assert_close(sb["model"][k], v, rtol=0, atol=1e-6)
     assert sa["samples"] == sb["samples"]
+
+
+def test_ram_loader_with_one_worker_does_not_deadlock(tmp_path: Path, data_root: Path) -> None:
+    # the batch cut ahead used to be a job of the same one-worker pool it then waited on
+    args = _args(tmp_path / "w", data_root, "--max-steps", "3", "--no-export", loader="ram")
+    args[args.index("--workers") + 1] = "0"
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.update(out=stage0.main(args)), daemon=True)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive(), "the RAM loader hung with --workers 0"
+    assert box["out"]["step"] == 3
 
 
 # Regression pin of the first losses (torchtune-style golden values). They depend only on the seeded

@@ -249,6 +249,9 @@ class RamSource:
         w = np.asarray([len(c) for c in self.clips], dtype=np.float64)
         self._clip_p = w / w.sum() if len(w) else w
         self.step = 0
+        # the next batch is cut ahead on a thread of its own: a job of `pool` that waited on `pool`'s own jobs
+        # would deadlock a pool of one worker (--workers 0 or 1)
+        self._ahead = ThreadPoolExecutor(max_workers=1)
         self._pending: Future[tuple[str, torch.Tensor]] | None = None
 
     @property
@@ -329,7 +332,7 @@ class RamSource:
         """This step's batch; the next one is cut in the background meanwhile."""
         out = self._pending.result() if self._pending is not None else self.batch_at(self.step)
         self.step += 1
-        self._pending = self.pool.submit(self.batch_at, self.step)
+        self._pending = self._ahead.submit(self.batch_at, self.step)
         return out
 
     def take(self, n: int) -> list[torch.Tensor]:
@@ -337,6 +340,7 @@ class RamSource:
 
     def close(self) -> None:
         self._pending = None
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
