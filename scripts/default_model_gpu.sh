@@ -31,6 +31,8 @@
 # S3_TEMP_W [0] (the frame-difference loss against flicker, `--temporal-weight`), S3_DE_W [0] (the local amount of
 # fine detail against texture drawn over flat areas, `--detail-energy-weight`).
 # S3_TRAIN_DEC=1: stage 3 fine-tunes the TCDecoder end to end too (`--train-decoder`, S3_DEC_LR [1e-4]).
+# IMAGE_PROB [0.2]: photo steps of the TCDecoder and stage 1 (0 where the pack holds no photos).
+# SLIM=1: phases bring back the logs only, not the exports (sizes whose fp32 exports exceed what $OUT returns).
 # VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
 # each TCDecoder slice (validation sequences: evaluation only, never training data).
 set -euo pipefail
@@ -52,6 +54,7 @@ S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weight
 S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX} S3_LR=${S3_LR:-2e-5} S3_DECODE=${S3_DECODE:-2} S3_TEMP_W=${S3_TEMP_W:-0}
 S3_DE_W=${S3_DE_W:-0}
 TC_JOINT=${TC_JOINT:-0} S3_TRAIN_DEC=${S3_TRAIN_DEC:-0} S3_DEC_LR=${S3_DEC_LR:-1e-4}
+IMG_P=${IMAGE_PROB:-0.2}  # photo steps of the TCDecoder and stage 1 (0 for a pack without photos)
 S_AE=$R/ae/export  # the autoencoder whose latents stages 1-3 learn
 TC_W=$((W * 2 / 5)) S1_W=$((W * 3 / 5))  # loader processes while the TCDecoder and stage 1 share the GPU
 if [ "$TC_JOINT" = 1 ]; then  # one after the other: each gets all loaders
@@ -70,7 +73,7 @@ ae() {
 # shellcheck disable=SC2086
 tc() {  # MINUTES
     $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size "$SIZE" --ae "$AE_DIR" --data "$D" \
-        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob 0.2 \
+        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob "$IMG_P" \
         --workers "$TC_W" --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         $([ "$TC_JOINT" = 1 ] && echo --train-encoder) $EXTRA
@@ -78,7 +81,7 @@ tc() {  # MINUTES
 # shellcheck disable=SC2086
 s1() {  # MINUTES
     $PY -m streamvsr.recipes.stage1_teacher --run-dir "$R/s1" --size "$SIZE" --ae "$S_AE" --data "$D" \
-        --clip-len 25 --crop 256 --batch-size 16 --image-prob 0.2 --image-batch-mult 4 --degradation "$MIX" \
+        --clip-len 25 --crop 256 --batch-size 16 --image-prob "$IMG_P" --image-batch-mult 4 --degradation "$MIX" \
         --workers "$S1_W" --lr 2e-4 --schedule constant --max-minutes "$1" --total-steps 1000000 \
         --log-every 50 --ckpt-every 500 $EXTRA
 }
@@ -129,6 +132,7 @@ tc_beside_s1() {  # MINUTES TC_LOG S1_LOG: the TCDecoder and stage 1 side by sid
 pack_out() {  # NAME PATH...: those paths of RUN_ROOT + the logs -> OUT_DIR/NAME.tar.gz.00, .01, ... (15 MiB parts)
     local name=$1 items=()
     shift
+    [ "${SLIM:-0}" = 1 ] && set --  # SLIM=1: the logs alone (the exports stay on the warm machine)
     for p in "$@" ae/log.jsonl tc/log.jsonl s1/log.jsonl s2/log.jsonl s3/log.jsonl logs; do
         [ -e "$R/$p" ] && items+=("$p")
     done
@@ -163,6 +167,8 @@ case $PHASE in
 3)
     s3 "$R/s3" --init "$R/s2" --teacher "$R/s1" --tcdecoder "$R/tc"
     s3_export "$R/s3" "$R/tc" "$R/flashvsr-fast"
+    rm -rf "$R/flashvsr-fast-bf16"  # the shipping form, and what $OUT can return for larger sizes
+    $PY scripts/bf16_copy.py "$R/flashvsr-fast" "$R/flashvsr-fast-bf16"
     mkdir -p "$R/bench"
     if [ -z "$EXTRA" ]; then
         for m in flashvsr-fast s2/export s1/export; do
@@ -171,7 +177,7 @@ case $PHASE in
                 --device cuda --dtype bfloat16 --json "$R/bench/${m//\//_}_1080p.json" 2>&1 | tail -4
         done
     fi
-    pack_out phase3 flashvsr-fast bench
+    pack_out phase3 flashvsr-fast-bf16 bench
     ;;
 ae)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a FlashVSR weights folder in our layout with random weights of a named size (benchmarks, demos).
+"""Write a FlashVSR weights folder in our layout with random weights of a named size or a config.json (benchmarks).
 
 The folder loads like a trained one (``streamvsr upscale --model flashvsr --weights DIR``), so end-to-end runs
 (batch, segments, multi-GPU) can be timed at the official size without the official files.
@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from streamvsr.models.flashvsr.config import SIZES
 from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
 from streamvsr.pipeline.flashvsr_weights import save_flashvsr
+from streamvsr.train.flashvsr_common import resolve_size
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -24,13 +24,13 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder")
-    ap.add_argument("--size", default="official-1.3b", choices=sorted(SIZES))
+    ap.add_argument("--size", default="official-1.3b", help="a named size or a FlashVSR config.json")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    cfg = SIZES[a.size]
+    cfg = resolve_size(a.size)
     context = None
     if not cfg.dit.learned_context:  # a random stand-in for the official prompt tensor
         g = torch.Generator().manual_seed(a.seed)
