@@ -169,3 +169,18 @@ def test_replay_peak_attributes_the_live_blocks() -> None:
     }
     assert rep["at_peak_before_trace_gib"] == 3.0
     assert set(rep["at_peak_by_frame_gib"]) == {"torch/nn/functional.py:1 conv2d"}
+
+
+def test_cli_run_progress_rate_reads_the_cli_json_lines() -> None:
+    path = Path(__file__).resolve().parents[1] / "bench" / "cli_run.py"
+    spec = importlib.util.spec_from_file_location("bench_cli_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = [{"frames": 0, "fps": 0.0, "elapsed": 5.0}]
+    rows += [{"frames": f, "fps": 1.0, "elapsed": 6.0 + f / 50} for f in range(8, 1001, 8)]  # 50 fps after 6 s
+    lines = ["a warning on stdout", *(json.dumps(r) for r in rows), "[]"]
+    s = mod.progress_rate(lines, after=400)
+    assert s["frames"] == 1000 and s["first_s"] == pytest.approx(6.16)
+    assert s["rate"] == pytest.approx(50.0)
+    with pytest.raises(ValueError):
+        mod.progress_rate(["no json here"], after=1)

@@ -4,8 +4,7 @@
 set -e
 export PYTHONPATH=/tmp/site:$PWD/src
 N=${N:-3200}
-python3 scripts/make_random_model.py /tmp/w13 --size official-1.3b --device cuda > /dev/null
-python3 -c "import sys; sys.path.insert(0, 'bench'); from multigpu import write_video; from pathlib import Path; write_video(Path('/tmp/in.mp4'), $N, 192, 352, 0); write_video(Path('/tmp/warm.mp4'), 49, 192, 352, 1)"
+python3 bench/cli_run.py prepare --frames "$N"
 A="--model flashvsr --weights /tmp/w13 --compile --encoder-opt preset=veryfast --progress json --overwrite"
 for v in new old; do  # fill the compile caches of both trees
   case $v in new) P=/tmp/site:$PWD/src;; old) P=/tmp/site:$PWD/.data/old_src/src;; esac

@@ -3,8 +3,7 @@
 set -e
 export PYTHONPATH=/tmp/site:$PWD/src
 N=${N:-800}
-python3 scripts/make_random_model.py /tmp/w13 --size official-1.3b --device cuda > /dev/null
-python3 -c "import sys; sys.path.insert(0, 'bench'); from multigpu import write_video; from pathlib import Path; write_video(Path('/tmp/in.mp4'), $N, 192, 352, 0); write_video(Path('/tmp/warm.mp4'), 49, 192, 352, 1)"
+python3 bench/cli_run.py prepare --frames "$N"
 A="--model flashvsr --weights /tmp/w13 --compile --encoder-opt preset=veryfast --progress json --overwrite"
 python3 -m streamvsr.cli.main upscale /tmp/warm.mp4 -o /tmp/warm_out.mp4 $A 2>&1 | tail -1
 for v in new nostreams old; do
