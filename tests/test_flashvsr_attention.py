@@ -257,15 +257,15 @@ def test_upscalers_replace_their_own_flex_options_but_not_a_callers(monkeypatch)
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # a Hopper GPU
     monkeypatch.setattr(pipe, "_AUTO_FLEX", None)
-    proj = torch.nn.Module()
+    proj, dit = torch.nn.Module(), torch.nn.Linear(2, 2)  # a float32 stand-in: no FFN to fuse
     try:
         attn_mod.set_flex_options()
-        pipe._cuda_fast_paths(proj, torch.device("cuda"), 128)  # an official-size model
+        pipe._cuda_fast_paths(dit, proj, torch.device("cuda"), 128)  # an official-size model
         assert attn_mod.get_flex_options() == (pipe.hopper_flex_options(128), None) and proj.time_fold
-        pipe._cuda_fast_paths(proj, torch.device("cuda"), 64)  # then a model with heads of 64, same process
+        pipe._cuda_fast_paths(dit, proj, torch.device("cuda"), 64)  # then a model with heads of 64, same process
         assert attn_mod.get_flex_options() == ({"USE_TMA": True}, None)
         attn_mod.set_flex_options({"BLOCK_M": 64})  # the caller's own choice stays
-        pipe._cuda_fast_paths(proj, torch.device("cuda"), 128)
+        pipe._cuda_fast_paths(dit, proj, torch.device("cuda"), 128)
         assert attn_mod.get_flex_options() == ({"BLOCK_M": 64}, None)
     finally:
         attn_mod.set_flex_options()
