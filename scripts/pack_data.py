@@ -18,6 +18,7 @@ import argparse
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -25,8 +26,6 @@ ROOT = Path(os.environ.get("STREAMVSR_DATA", Path(__file__).resolve().parents[2]
 
 
 def pack_video(frames: list[Path], out: Path, crf: int) -> None:
-    import av
-
     with av.open(str(out), "w") as c:
         s = c.add_stream("libx264", rate=24)
         first = Image.open(frames[0])
@@ -44,20 +43,6 @@ def pack_video(frames: list[Path], out: Path, crf: int) -> None:
 def unpack_video(src: Path, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     n = 0
-    try:
-        import av
-    except ImportError:  # a machine without PyAV (the GPU image): OpenCV's FFmpeg decodes the same H.264
-        import cv2
-
-        cap = cv2.VideoCapture(str(src))
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            np.save(out / f"{n:05d}.npy", np.ascontiguousarray(bgr[:, :, ::-1]))
-            n += 1
-        cap.release()
-        return n
     with av.open(str(src)) as c:
         for n, frame in enumerate(c.decode(video=0)):
             np.save(out / f"{n:05d}.npy", frame.to_ndarray(format="rgb24"))
