@@ -26,36 +26,47 @@ def _where(frames: list[dict], owner: str | None) -> str:
     return f"{path}:{pick.get('line', '?')} {pick.get('name', '?')}"
 
 
-def replay_peak(events: list[dict], before: int, owner: str | None = "streamvsr/", top: int = 20) -> dict:
-    """Replay allocator trace ``events`` (``torch.cuda.memory._snapshot()["device_traces"][dev]``) from ``before``
-    live bytes: the peak, and what was alive at it grouped by where it was allocated.
+def _replay(events: list[dict], before: int) -> tuple[dict[int, dict], int, int, int, int]:
+    """Replay ``events`` from ``before`` live bytes: (the blocks alive at the peak, addr -> alloc event; the peak;
+    its event index, -1 for the start; the pre-trace bytes still alive there; the number of events replayed).
 
     An ``alloc`` adds its block; ``free_completed`` (the block is back in the allocator: what
-    ``memory_allocated`` counts) removes it. A free of a block allocated before the trace lowers ``before``.
-    """
-    live: dict[int, tuple[int, str, str]] = {}  # addr -> (size, owner frame, innermost frame)
-    base = before
-    cur = before
-    peak, peak_live, peak_base, peak_i = cur, dict(live), base, -1
-    for i, e in enumerate(events):
-        act, addr, size = e.get("action"), e.get("addr"), int(e.get("size", 0))
-        if act == "alloc":
-            frames = e.get("frames") or []
-            live[addr] = (size, _where(frames, owner), _where(frames, None))
-            cur += size
-        elif act == "free_completed":
-            if addr in live:
-                cur -= live.pop(addr)[0]
-            else:
-                base -= size
+    ``memory_allocated`` counts) removes it. A free of a block allocated before the trace lowers the pre-trace
+    bytes. The first pass finds the peak, the second stops there."""
+
+    def run(stop: int | None) -> tuple[dict[int, dict], int, int, int]:
+        live: dict[int, dict] = {}
+        base = cur = peak = before
+        peak_i = -1
+        for i, e in enumerate(events if stop is None else events[: stop + 1]):
+            act, addr, size = e.get("action"), e.get("addr"), int(e.get("size", 0))
+            if act == "alloc":
+                live[addr] = e
+                cur += size
+            elif act == "free_completed":
+                if live.pop(addr, None) is None:
+                    base -= size
                 cur -= size
-        else:
-            continue
-        if cur > peak:
-            peak, peak_live, peak_base, peak_i = cur, dict(live), base, i
+            else:
+                continue
+            if cur > peak:
+                peak, peak_i = cur, i
+        return live, base, peak, peak_i
+
+    _, _, peak, peak_i = run(None)
+    live, base, _, _ = run(peak_i) if peak_i >= 0 else ({}, before, 0, 0)
+    return live, peak, peak_i, base, len(events)
+
+
+def replay_peak(events: list[dict], before: int, owner: str | None = "streamvsr/", top: int = 20) -> dict:
+    """Replay allocator trace ``events`` (``torch.cuda.memory._snapshot()["device_traces"][dev]``) from ``before``
+    live bytes: the peak, and what was alive at it grouped by where it was allocated (see :func:`_replay`)."""
+    live, peak, peak_i, peak_base, n = _replay(events, before)
     groups: dict[str, int] = {}
     inner: dict[str, int] = {}
-    for size, where, innermost in peak_live.values():
+    for e in live.values():
+        frames, size = e.get("frames") or [], int(e.get("size", 0))
+        where, innermost = _where(frames, owner), _where(frames, None)
         groups[where] = groups.get(where, 0) + size
         inner[innermost] = inner.get(innermost, 0) + size
     gib = 2.0**30
@@ -63,7 +74,7 @@ def replay_peak(events: list[dict], before: int, owner: str | None = "streamvsr/
         "before_gib": before / gib,
         "peak_gib": peak / gib,
         "peak_event": peak_i,
-        "events": len(events),
+        "events": n,
         "at_peak_before_trace_gib": peak_base / gib,
         "at_peak_by_owner_gib": {k: v / gib for k, v in sorted(groups.items(), key=lambda kv: -kv[1])[:top]},
         "at_peak_by_frame_gib": {k: v / gib for k, v in sorted(inner.items(), key=lambda kv: -kv[1])[:top]},
