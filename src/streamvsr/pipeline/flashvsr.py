@@ -377,7 +377,7 @@ class FlashVSRUpscaler:
         if hasattr(decoder, "tail_frames"):
             # the TCDecoder's full-resolution tail one frame at a time (the same function): on an H200 the bf16
             # peak at 768x1408 went from 11.46 to 10.18 GiB at the same speed, and on 2 CPU cores the decoder
-            # took 0.70 instead of 1.19 to 1.45 s per 8 frames at 1280x768 (docs/performance.md, 2026-11-27)
+            # took 0.75 instead of 1.04 s per 8 frames at 1280x768 (docs/performance.md, 2026-11-27)
             decoder.tail_frames = 1
         if self.device.type == "cpu":
             # oneDNN picks faster NHWC kernels for channels-last conv weights: the TCDecoder, 70% of the CPU
