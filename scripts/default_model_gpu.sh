@@ -24,13 +24,16 @@
 # MIX [bi:0.5,bd:0.1,real:0.4], OUT_DIR [$OUT], PYTHON [python3], WORKERS [14], EXTRA (flags for every stage:
 # a CPU dry run passes `--device cpu --max-steps 2 --no-bf16`).
 # TCDecoder: TC_MIX [bi:0.6,bd:0.1,real:0.3] and TC_LPIPS_W [0.5] (the paper's Eq. 3 weight is 2; the first pass
-# with 2 and MIX made a decoder 1.6 dB below bicubic even on ground-truth latents: docs/training.md).
+# with 2 and MIX made a decoder 1.6 dB below bicubic even on ground-truth latents: docs/training.md), TC_LR [3e-4],
+# TC_NOISE [0.1] (the largest std of the noise added to its latents, `--latent-noise`).
 # TC_JOINT=1: the TCDecoder trains the AE's encoder too (a conditional autoencoder, `tcdecoder --train-encoder`);
 # stages 1-3 then use its tuned autoencoder ($R/tc/export_ae), so stage 1 runs after it, not beside it.
 # Stage 3: S3_LR [2e-5], S3_DECODE [2] (latents decoded for the pixel losses), S3_MSE_W, S3_LPIPS_W, S3_DMD_W,
 # S3_TEMP_W [0] (the frame-difference loss against flicker, `--temporal-weight`), S3_DE_W [0] (the local amount of
 # fine detail against texture drawn over flat areas, `--detail-energy-weight`).
 # S3_TRAIN_DEC=1: stage 3 fine-tunes the TCDecoder end to end too (`--train-decoder`, S3_DEC_LR [1e-4]).
+# S3_NAME [s3]: phase 3's run folder in RUN_ROOT; another name exports to $R/<name>-export and packs phase3_<name>,
+# so two phase-3 variants can share one GPU (WORKERS split between them); S3_BENCH [1]: the 1080p benchmark.
 # IMAGE_PROB [0.2]: photo steps of the TCDecoder and stage 1 (0 where the pack holds no photos).
 # SLIM=1: phases bring back the logs only, not the exports (sizes whose fp32 exports exceed what $OUT returns).
 # VAL [.data/carry/val]: when that folder exists, scripts/check_tcdecoder.py checks the decoder on it after
@@ -50,6 +53,7 @@ EXTRA=${EXTRA:-}
 SIZE=${SIZE:-fast}  # the model size of every stage from the TCDecoder on: a name of SIZES or a config.json path
 AE_DIR=${AE_DIR:-$R/ae/export} TC_MIN=${TC_MIN:-6}
 TC_MIX=${TC_MIX:-bi:0.6,bd:0.1,real:0.3} TC_LPIPS_W=${TC_LPIPS_W:-0.5} VAL=${VAL:-.data/carry/val}
+TC_LR=${TC_LR:-3e-4} TC_NOISE=${TC_NOISE:-0.1}
 S3_MSE_W=${S3_MSE_W:-1} S3_LPIPS_W=${S3_LPIPS_W:-2}  # stage 3 pixel-loss weights (the paper: 1 and 2)
 S3_DMD_W=${S3_DMD_W:-1} S3_MIX=${S3_MIX:-$MIX} S3_LR=${S3_LR:-2e-5} S3_DECODE=${S3_DECODE:-2} S3_TEMP_W=${S3_TEMP_W:-0}
 S3_DE_W=${S3_DE_W:-0}
@@ -73,8 +77,8 @@ ae() {
 # shellcheck disable=SC2086
 tc() {  # MINUTES
     $PY -m streamvsr.recipes.tcdecoder --run-dir "$R/tc" --size "$SIZE" --ae "$AE_DIR" --data "$D" \
-        --clip-len 17 --crop 256 --batch-size 8 --latent-noise 0.1 --degradation "$TC_MIX" --image-prob "$IMG_P" \
-        --workers "$TC_W" --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr 3e-4 --schedule constant \
+        --clip-len 17 --crop 256 --batch-size 8 --latent-noise "$TC_NOISE" --degradation "$TC_MIX" --image-prob "$IMG_P" \
+        --workers "$TC_W" --lpips-weights "$LPIPS" --lpips-weight "$TC_LPIPS_W" --lr "$TC_LR" --schedule constant \
         --max-minutes "$1" --total-steps 1000000 --log-every 50 --ckpt-every 500 \
         $([ "$TC_JOINT" = 1 ] && echo --train-encoder) $EXTRA
 }
@@ -165,19 +169,21 @@ case $PHASE in
     pack_out phase2 tc/export s2/export  # s1/export stays on the machine: the fp32 exports of both exceed what $OUT returns
     ;;
 3)
-    s3 "$R/s3" --init "$R/s2" --teacher "$R/s1" --tcdecoder "$R/tc"
-    s3_export "$R/s3" "$R/tc" "$R/flashvsr-fast"
-    rm -rf "$R/flashvsr-fast-bf16"  # the shipping form, and what $OUT can return for larger sizes
-    $PY scripts/bf16_copy.py "$R/flashvsr-fast" "$R/flashvsr-fast-bf16"
+    S3N=${S3_NAME:-s3} EXP=flashvsr-fast
+    [ "$S3N" = s3 ] || EXP=$S3N-export
+    s3 "$R/$S3N" --init "$R/s2" --teacher "$R/s1" --tcdecoder "$R/tc"
+    s3_export "$R/$S3N" "$R/tc" "$R/$EXP"
+    rm -rf "$R/$EXP-bf16"  # the shipping form, and what $OUT can return for larger sizes
+    $PY scripts/bf16_copy.py "$R/$EXP" "$R/$EXP-bf16"
     mkdir -p "$R/bench"
-    if [ -z "$EXTRA" ]; then
-        for m in flashvsr-fast s2/export s1/export; do
+    if [ -z "$EXTRA" ] && [ "${S3_BENCH:-1}" = 1 ]; then
+        for m in $EXP s2/export s1/export; do
             [ -f "$R/$m/config.json" ] || continue
             $PY -m streamvsr.cli.main bench --model flashvsr --weights "$R/$m" --size 480x270 --frames 96 \
                 --device cuda --dtype bfloat16 --json "$R/bench/${m//\//_}_1080p.json" 2>&1 | tail -4
         done
     fi
-    pack_out phase3 flashvsr-fast-bf16 bench
+    if [ "$S3N" = s3 ]; then pack_out phase3 "$EXP-bf16" bench; else pack_out "phase3_$S3N" "$EXP-bf16" "$S3N/log.jsonl"; fi
     ;;
 ae)
     [ -d "$D/video" ] || $PY scripts/pack_data.py --unpack "$PACK" --out "$D"
