@@ -21,7 +21,8 @@ Conv2d), ``cat`` (the lean KV cache concatenated instead of handed over in piece
 second CUDA stream beside the next chunk's DiT), ``gelu`` (with ``fp8``: ``ffn.2`` in FP8 too, its input from the
 fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linears_to_fp8`), ``epi`` (bf16: ``ffn.0``
 with the GELU in its cuBLASLt epilogue, :mod:`streamvsr.models.flashvsr.fused`), ``tail`` / ``tail2`` (the
-TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``). The upscaler itself
+TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``), ``rope32`` (the DiT's RoPE
+math in float32 instead of float64 for bf16 tokens: ``WanDiT.rope_fp32_for_half``). The upscaler itself
 runs ``epi`` (CUDA, bf16) and ``tail``; a lever without them turns them off, so the pipeline's own path is
 ``epi+compile+dec+fold+streams+tail``.
 
@@ -323,7 +324,7 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
 # second CUDA stream
-LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "fold", "cat", "streams", "tail", "tail2")
+LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "fold", "cat", "streams", "tail", "tail2", "rope32")
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -451,6 +452,7 @@ class _LeverState:
         self.up.streams = "streams" in lever.split("+")  # decode on a second CUDA stream beside the next DiT call
         parts = lever.split("+")
         self.up.decoder.tail_frames = 1 if "tail" in parts else 2 if "tail2" in parts else None
+        self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
 
     def close(self) -> None:
         """Undo the compile levers."""

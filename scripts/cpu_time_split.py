@@ -5,6 +5,8 @@
         [--dtype float32|bfloat16]  (default: the upscaler's own choice, bf16 on CPUs with native bf16)
         [--tail-frames N]  (the TCDecoder's full-resolution tail N frames at a time; 0 = all at once;
                             default: the upscaler's own choice)
+        [--rope-fp32 0|1]  (the DiT's RoPE math in float32 for bf16 tokens, WanDiT.rope_fp32_for_half;
+                            default: the upscaler's own choice)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
     p.add_argument("--tail-frames", type=int, default=None)
+    p.add_argument("--rope-fp32", type=int, choices=[0, 1], default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
@@ -33,6 +36,8 @@ def main() -> None:
     up = load_model(name, weights=args.weights, device=torch.device("cpu"), dtype=dtype)
     if args.tail_frames is not None:
         up.decoder.tail_frames = args.tail_frames or None
+    if args.rope_fp32 is not None:
+        up.dit.rope_fp32_for_half = bool(args.rope_fp32)
     infos = []
     up.on_chunk = infos.append
     torch.manual_seed(0)

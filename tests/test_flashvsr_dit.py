@@ -89,6 +89,34 @@ def test_rope_angles_and_large_positions() -> None:
     assert not math.isclose(dot(5003, 5000), dot(5000, 5000), rel_tol=1e-3)
 
 
+def test_rope_in_float32_rounds_bf16_like_float64() -> None:
+    """RoPE math in float32 on bf16 inputs: after the rounding to bf16 the result is float64's to one bf16 step,
+    and equal for all but a tiny share of the elements (the positions are large, as deep in a long video)."""
+    torch.manual_seed(0)
+    d = 128
+    x = torch.randn(1, 96, 4, d).to(torch.bfloat16)
+    cos, sin = rope_angles(torch.arange(4000, 4006), 4, 4, d)
+    ref = apply_rope(x, cos, sin)
+    got = apply_rope(x, cos.float(), sin.float())
+    assert got.dtype == torch.bfloat16
+    diff = (got.float() - ref.float()).abs()
+    step = ref.float().abs().clamp_min(2**-126) * 2**-7  # one bf16 step (8 significant bits)
+    assert (diff <= step).all()
+    assert (diff > 0).float().mean().item() < 2e-3
+
+
+def test_dit_rope_fp32_only_for_16_bit_tokens(tiny: WanDiT) -> None:
+    pos = torch.tensor([7, 8])
+    tiny.rope_fp32_for_half = True
+    try:
+        assert tiny.rope(pos, 2, 2, torch.bfloat16)[0].dtype == torch.float32
+        assert tiny.rope(pos, 2, 2, torch.float16)[1].dtype == torch.float32
+        assert tiny.rope(pos, 2, 2, torch.float32)[0].dtype == torch.float64
+    finally:
+        tiny.rope_fp32_for_half = False
+    assert tiny.rope(pos, 2, 2, torch.bfloat16)[0].dtype == torch.float64
+
+
 def test_forward_chunk_beyond_1024(tiny: WanDiT) -> None:
     x = torch.randn(1, 16, 2, 16, 16)
     with torch.no_grad():

@@ -389,6 +389,24 @@ def test_parse_levers(bench) -> None:  # noqa: ANN001
     assert bench._parse_levers("compile+gelu+fp8") == ["fp8+gelu+compile"]
     with pytest.raises(ValueError, match="gelu goes with fp8"):
         bench._parse_levers("gelu")
+    assert bench._parse_levers("rope32+compile,tail+epi") == ["compile+rope32", "epi+tail"]
+
+
+def test_bench_rope32_lever_sets_the_dit_flag(bench, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    seen = []
+    from streamvsr.models.flashvsr.dit import WanDiT
+
+    real = WanDiT.rope
+
+    def spy(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(self.rope_fp32_for_half)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(WanDiT, "rope", spy)
+    args = ["--size", "tiny", "--device", "cpu", "--sizes", "128x128", "--frames", "2", "--backends", "dense"]
+    results = bench.main([*args, "--quick", "--levers", "rope32,none"])
+    assert [r["lever"] for r in results] == ["rope32", "none"] and all(r["finite"] for r in results)
+    assert True in seen and seen[-1] is False  # on for the rope32 row, off again for the plain one
 
 
 def test_bench_fp8_lever_rows(bench, tmp_path: Path) -> None:  # noqa: ANN001

@@ -97,10 +97,11 @@ def rope_angles(
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (2p, 2p+1) of x (B, L, H, d) by the angles (L, d/2); fp64 math, cast back."""
+    """Rotate pairs (2p, 2p+1) of x (B, L, H, d) by the angles (L, d/2); math in the tables' dtype (float64 as
+    Wan computes it, or float32: see :attr:`WanDiT.rope_fp32_for_half`), cast back to x's dtype."""
     dtype = x.dtype
     B, L, H, d = x.shape
-    xp = x.to(torch.float64).reshape(B, L, H, d // 2, 2)
+    xp = x.to(cos.dtype).reshape(B, L, H, d // 2, 2)
     a, b = xp[..., 0], xp[..., 1]
     c, s = cos[None, :, None, :], sin[None, :, None, :]
     out = torch.stack([a * c - b * s, a * s + b * c], dim=-1)
@@ -306,6 +307,10 @@ class WanDiT(nn.Module):
         self.blocks = nn.ModuleList([DiTBlock(cfg) for _ in range(cfg.num_layers)])
         self.head = Head(dim, cfg.out_channels * math.prod(cfg.patch), cfg.eps)
         self.gradient_checkpointing = False
+        # RoPE math in float32 instead of float64 when the tokens are bf16/fp16: q and k are rounded to 16 bits
+        # afterwards, so the two differ only where a float64 result lies within float32's rounding of a 16-bit
+        # boundary (one 16-bit step, rarely). A runtime choice, off by default (the reference).
+        self.rope_fp32_for_half = False
         self.init_weights()
 
     # -- initialisation ------------------------------------------------------------------------
@@ -361,6 +366,14 @@ class WanDiT(nn.Module):
         te, tm = self.time(t)
         ctx = self.embed_context(context)
         return DiTState(t=te, t_mod=tm, cross_kv=[b.cross_attn.kv(ctx) for b in self.blocks])
+
+    def rope(self, t_positions: torch.Tensor, h: int, w: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (f*h*w, head_dim/2) for tokens of ``dtype``: float64, or float32 for 16-bit tokens when
+        :attr:`rope_fp32_for_half` is set."""
+        cos, sin = rope_angles(t_positions, h, w, self.cfg.head_dim, self.cfg.rope_theta)
+        if self.rope_fp32_for_half and dtype in (torch.bfloat16, torch.float16):
+            return cos.float(), sin.float()
+        return cos, sin
 
     def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """(B, C, F, H, W) -> tokens (B, f*h*w, dim) and grid (f, h, w)."""
@@ -427,7 +440,7 @@ class WanDiT(nn.Module):
             tokens = tokens + lq_tokens.to(tokens.dtype)
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
-        cos, sin = rope_angles(t_positions.to(tokens.device), h, w, self.cfg.head_dim, self.cfg.rope_theta)
+        cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
         plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
         ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, kv_cache=kv_cache)
         tokens = self._run_blocks_in_block_order(tokens, state, ctx)
@@ -465,7 +478,7 @@ class WanDiT(nn.Module):
             tokens = tokens + lq_tokens.to(tokens.dtype)
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
-        cos, sin = rope_angles(t_positions.to(tokens.device), h, w, self.cfg.head_dim, self.cfg.rope_theta)
+        cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
         run = self._run_blocks
         if attn is None:
             mask = None
