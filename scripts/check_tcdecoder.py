@@ -4,6 +4,8 @@ Per sequence (the first ``--frames`` frames, 1 + 4k, cropped to multiples of 32)
   * the autoencoder's reconstruction of the HR frames,
   * the TCDecoder given the autoencoder's latents of the *ground truth* and the bicubic LR condition (the
     best the DiT could hope for with this decoder),
+  * the TCDecoder given the autoencoder's latents of the bicubic LR condition (``tc_lr_latents``: what a conditional
+    autoencoder trained with ``tcdecoder --encode-lr`` gives, a plain super-resolution network),
   * the TCDecoder given zero latents (what the decoder makes of the LR alone),
   * bicubic (the condition itself).
 
@@ -61,12 +63,13 @@ def main() -> None:
                 "sequence": name,
                 "ae_recon": psnr(rec, hr),
                 "tc_gt_latents": psnr(out, hr[:, :, :n]),
+                "tc_lr_latents": psnr(tc(ae.encode(cond), cond), hr[:, :, :n]),
                 "tc_zero_latents": psnr(tc(torch.zeros_like(z), cond), hr[:, :, :n]),
                 "bicubic": psnr(cond[:, :, :n], hr[:, :, :n]),
             }
             rows.append(row)
             print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    keys = ("ae_recon", "tc_gt_latents", "tc_zero_latents", "bicubic")
+    keys = ("ae_recon", "tc_gt_latents", "tc_lr_latents", "tc_zero_latents", "bicubic")
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     print("mean " + " ".join(f"{k}={v:.2f}" for k, v in mean.items()))
     if args.json:

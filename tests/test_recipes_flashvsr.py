@@ -245,6 +245,28 @@ def test_tcdecoder_train_encoder_resumes_and_exports_the_tuned_ae(env: dict[str,
     load_tcdecoder(env["root"] / "tcj-full" / "export", MICRO.decoder, torch.device("cpu"))
 
 
+def test_tcdecoder_encode_lr_feeds_the_encoder_the_condition(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--encode-lr: the encoder sees the bicubic LR condition, never the HR clip; it needs --train-encoder."""
+    seen: list[bool] = []
+    real = tcdecoder._EncodeDecode.forward
+
+    def spy(self, x, cond, *rest):  # noqa: ANN001, ANN002, ANN202
+        seen.append(torch.equal(x, cond))
+        return real(self, x, cond, *rest)
+
+    monkeypatch.setattr(tcdecoder._EncodeDecode, "forward", spy)
+    common = ("--ae", str(env["ae"]), "--clip-len", "9", "--fixed-batch", "--lr", "3e-3", "--train-encoder")
+    rows = _run(tcdecoder, env, "tcj-lr", *common, "--encode-lr", "--max-steps", "3", crop=64)
+    assert seen == [True, True, True] and rows[-1]["loss"] < rows[0]["loss"]
+    _run(tcdecoder, env, "tcj-hr", *common, "--max-steps", "1", crop=64)
+    assert seen[-1] is False  # without the flag the HR clip goes in
+    with pytest.raises(ModelError, match="--encode-lr needs --train-encoder"):
+        _run(tcdecoder, env, "tc-lr-bad", "--ae", str(env["ae"]), "--clip-len", "9", "--encode-lr",
+             "--max-steps", "1", crop=64)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def s1_run(env: dict[str, Path]) -> list[dict]:
     return _run(stage1_teacher, env, "s1", "--ae", str(env["ae"]), "--clip-len", "25", "--max-steps", "5",

@@ -23,6 +23,10 @@ the same somewhere else. Stages 1-3 take the run dir (or its export) as ``--tcde
 unused): a conditional autoencoder whose latents only need to carry what the LR condition lacks. The terms
 against the AE decoding are then dropped, the latent normalisation stays that of stage 0, and the tuned
 autoencoder is written to ``<run-dir>/export_ae`` for stages 1-3 (``--ae``).
+
+``--encode-lr`` (with ``--train-encoder``) feeds the encoder the bicubic LR condition instead of the HR clip, so the
+latents can only hold what the LR frames hold: encoder + TCDecoder are then a plain super-resolution network of the
+model's shape, a probe of how much fidelity that shape reaches from the LR frames alone.
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-encoder", action="store_true", help="train the AE encoder too (conditional AE; AE terms dropped)"
     )
+    p.add_argument(
+        "--encode-lr", action="store_true", help="with --train-encoder: encode the bicubic LR, not the HR clip"
+    )
     p.add_argument("--export", default=None, help="also write the EMA export here")
     p.add_argument("--no-export", action="store_true", help="skip refreshing <run-dir>/export")
     return p
@@ -123,6 +130,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     seed_everything(args.seed, info.rank)
     model = TCDecoder(cfg.decoder).to(device)
     joint = args.train_encoder
+    if args.encode_lr and not joint:
+        raise ModelError("--encode-lr needs --train-encoder")
     if joint:
         ae.encoder.requires_grad_(True).train()
     trained = nn.ModuleList([model, ae.encoder]) if joint else model  # what the optimiser updates
@@ -133,6 +142,8 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
     config = {"tcdecoder": _jsonable(cfg.decoder), "size": args.size}
     if joint:
         config["train_encoder"] = True
+    if args.encode_lr:
+        config["encode_lr"] = True
     session = TrainSession(args, info, RECIPE, config, callback)
     session.add("decoder", model, optimizer, ema)
     enc_ema = EMA(ae.encoder, decay=args.ema_decay) if joint else None
@@ -162,7 +173,7 @@ def train(args: argparse.Namespace, info: DistInfo, callback: Callable[[dict], N
         targets = [hr]  # the LPIPS targets: HR, and without --train-encoder the AE decoding too
         if joint:
             with autocast(device, use_bf16):
-                x = net(hr, cond, args.latent_noise, gen).float()  # (B, 3, N, H, W)
+                x = net(cond if args.encode_lr else hr, cond, args.latent_noise, gen).float()  # (B, 3, N, H, W)
         else:
             with torch.no_grad(), autocast(device, use_bf16):
                 z = ae.encode(hr)  # (B, 16, T, h, w)
