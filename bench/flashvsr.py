@@ -396,18 +396,21 @@ class _LeverState:
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
 
-    def apply(self, lever: str) -> None:
-        want_fp8, want_compile = "fp8" in lever, "compile" in lever
-        if self.fp8_linears is not None and not want_fp8:
-            raise RuntimeError(f"lever {lever!r} needs the bf16 DiT, but it was converted to FP8 already")
-        if self.compiled is not None and (not want_compile or (want_fp8 and self.fp8_linears is None)):
+    def _drop_compiled(self) -> None:
+        """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
+        if self.compiled is not None:
             self.compiled.undo()
             self.compiled = None
+
+    def apply(self, lever: str) -> None:
+        parts = set(lever.split("+"))
+        want_fp8, want_compile = "fp8" in parts, "compile" in parts
+        if self.fp8_linears is not None and not want_fp8:
+            raise RuntimeError(f"lever {lever!r} needs the bf16 DiT, but it was converted to FP8 already")
+        if not want_compile or (want_fp8 and self.fp8_linears is None):
+            self._drop_compiled()
         if want_fp8 and self.fp8_linears is None:
             if self.epi_fused:  # ffn.0 back to nn.Linear, which the conversion takes
-                if self.compiled is not None:
-                    self.compiled.undo()
-                    self.compiled = None
                 unfuse_ffn_gelu(self.up.dit)
                 self.epi_fused = False
             with torch.no_grad():
@@ -416,41 +419,36 @@ class _LeverState:
                 )
             if self.up.device.type == "cuda":
                 torch.cuda.empty_cache()
-        want_gelu = "gelu" in lever.split("+")
+        want_gelu = "gelu" in parts
         if want_gelu and not want_fp8:
             raise ValueError(f"lever {lever!r}: gelu goes with fp8")
         if self.gelu_fused and not want_gelu:
             raise RuntimeError(f"lever {lever!r} needs ffn.2 in bf16, but it was fused into FP8 already")
         if want_gelu and not self.gelu_fused:
-            if self.compiled is not None:  # the blocks change: compile them again
-                self.compiled.undo()
-                self.compiled = None
+            self._drop_compiled()  # the blocks change: compile them again
             with torch.no_grad():
                 n = convert_dit_linears_to_fp8(
                     self.up.dit, ("ffn.2",), use_fast_accum=self.fp8_fast_accum, fuse_gelu=True
                 )
             self.fp8_linears = (self.fp8_linears or 0) + n
             self.gelu_fused = True
-        want_epi = "epi" in lever.split("+")
-        if want_epi != self.epi_fused:  # the blocks change: compile them again
-            if self.compiled is not None:
-                self.compiled.undo()
-                self.compiled = None
+        want_epi = "epi" in parts
+        if want_epi != self.epi_fused:
+            self._drop_compiled()  # the blocks change: compile them again
             (fuse_ffn_gelu if want_epi else unfuse_ffn_gelu)(self.up.dit)
             self.epi_fused = want_epi
         mode = None if self.compile_mode == "default" else self.compile_mode
         if want_compile and self.compiled is None:
             self.compiled = compile_dit(self.up.dit, mode)
-        want_dec = "dec" in lever.split("+")
+        want_dec = "dec" in parts
         if self.compiled_dec is not None and not want_dec:
             self.compiled_dec.undo()
             self.compiled_dec = None
         if want_dec and self.compiled_dec is None:
             self.compiled_dec = compile_decoder(self.up.decoder, mode)
-        self.up.lq_proj.time_fold = "fold" in lever.split("+")
-        self.up.kv_pieces = "cat" not in lever.split("+")  # takes effect at the stream's reset
-        self.up.streams = "streams" in lever.split("+")  # decode on a second CUDA stream beside the next DiT call
-        parts = lever.split("+")
+        self.up.lq_proj.time_fold = "fold" in parts
+        self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
+        self.up.streams = "streams" in parts  # decode on a second CUDA stream beside the next DiT call
         self.up.decoder.tail_frames = 1 if "tail" in parts else 2 if "tail2" in parts else None
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
 
