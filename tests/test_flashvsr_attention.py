@@ -11,6 +11,7 @@ from streamvsr.models.flashvsr.attention import (
     causal_window_visibility,
     dense_block_attention,
     flex_block_attention,
+    kth_largest,
     local_block_mask,
     make_plan,
     select_blocks,
@@ -82,6 +83,30 @@ def test_topk_is_per_query_window_and_respects_visibility() -> None:
     assert keep[0, 0, 0].tolist() == [False, False]
     # window 1: k = 1, threshold = 0.4 -> keep 0.6 only
     assert keep[0, 0, 1].tolist() == [True, False]
+
+
+def test_kth_largest_equals_the_sorted_topk_ties_included() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 50, (2, 3, 4, 300), generator=g).float()  # many ties
+    for k in (1, 2, 37, 150, 299, 300):
+        ref = torch.topk(x, k, dim=-1, sorted=True).values[..., k - 1 :]
+        assert torch.equal(kth_largest(x, k), ref)
+
+
+def test_topk_select_one_k_per_window_equals_the_sorted_path() -> None:
+    # the streaming steady state: every query window sees the same number of key windows, so topk_select
+    # takes the unsorted path; the reference is the sorted top-k threshold it replaced
+    g = torch.Generator().manual_seed(1)
+    nb, nqw, nkw = 4, 2, 3
+    probs = torch.randint(0, 20, (1, 2, nqw * nb, nkw * nb), generator=g).float() / 20  # ties
+    vis = torch.tensor([[True, True, False], [False, True, True]])
+    for topk in (0, 3, 11, 31, 100):
+        keep = topk_select(probs, nb, topk, window_visible=vis)
+        flat = probs.reshape(1, 2, nqw, nb, nkw, nb).masked_fill(~vis[None, None, :, None, :, None], -1.0)
+        flat = flat.reshape(1, 2, nqw, nb * nkw * nb)
+        k = max(0, min(topk, 2 * nb * nb - 1))
+        thr = torch.topk(flat, k + 1, dim=-1, sorted=True).values[..., k : k + 1]
+        assert torch.equal(keep, (flat > thr).reshape(probs.shape))
 
 
 def test_select_blocks_empty_query_block_and_local() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "set_flex_options",
     "sparse_topk",
     "topk_select",
+    "kth_largest",
     "window_partition",
     "window_reverse",
 ]
@@ -123,6 +124,14 @@ def causal_window_visibility(
     return first | later
 
 
+def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th largest value along the last dim, keepdim: (..., n) -> (..., 1).
+
+    The smallest of the k largest values is the k-th largest, ties included, so the top k need no sort
+    (a sorted top-k of thousands of values per row costs a segmented sort on the GPU)."""
+    return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+
+
 def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.Tensor | None = None) -> torch.Tensor:
     """Global top-k per (batch, head, query temporal window).
 
@@ -137,13 +146,14 @@ def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.T
     if window_visible is None:
         flat = p.reshape(B, H, nqw, nb * Nk)
         k = max(0, min(topk, nb * Nk - 1))
-        thr = torch.topk(flat, k + 1, dim=-1, sorted=True).values[..., k:]  # (k+1)-th largest
-        return (flat > thr).reshape(B, H, Nq, Nk)
+        return (flat > kth_largest(flat, k + 1)).reshape(B, H, Nq, Nk)
     vis_host = window_visible.cpu()  # small; k per query window is computed on the host (no device sync)
     vis = window_visible.to(probs.device)
     p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
     flat = p.reshape(B, H, nqw, nb * Nk)
     ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
+    if len(set(ks)) == 1:  # one k for every query window (every steady streaming call): no sort needed
+        return (flat > kth_largest(flat, ks[0] + 1)).reshape(B, H, Nq, Nk)
     top = torch.topk(flat, max(ks) + 1, dim=-1, sorted=True).values  # (B, H, nqw, kmax)
     idx = torch.tensor(ks, device=probs.device).view(1, 1, nqw, 1).expand(B, H, nqw, 1)
     thr = top.gather(-1, idx)
