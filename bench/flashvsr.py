@@ -22,9 +22,10 @@ second CUDA stream beside the next chunk's DiT), ``gelu`` (with ``fp8``: ``ffn.2
 fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linears_to_fp8`), ``epi`` (bf16: ``ffn.0``
 with the GELU in its cuBLASLt epilogue, :mod:`streamvsr.models.flashvsr.fused`), ``tail`` / ``tail2`` (the
 TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``), ``rope32`` (the DiT's RoPE
-math in float32 instead of float64 for bf16 tokens: ``WanDiT.rope_fp32_for_half``). The upscaler itself
+math in float32 instead of float64 for bf16 tokens: ``WanDiT.rope_fp32_for_half``), ``proj`` (the LQ projector's later
+calls compiled: :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`). The upscaler itself
 runs ``epi`` (CUDA, bf16) and ``tail``; a lever without them turns them off, so the pipeline's own path is
-``epi+compile+dec+fold+streams+tail``.
+``epi+compile+dec+proj+fold+streams+tail`` (with ``--compile``; ``proj`` since the third session of 2026-11-27).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -44,6 +45,7 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -60,6 +62,7 @@ from streamvsr.pipeline.flashvsr import (
     FlashVSRUpscaler,
     compile_decoder,
     compile_dit,
+    compile_lq_proj,
     padded_frame_count,
     pipeline_flex_options,
 )
@@ -240,7 +243,9 @@ def profile_steady(
     up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, chunks: int
 ) -> dict:
     """torch.profiler over ``chunks`` steady 8-frame calls (after the first call and two steady ones): the time
-    per chunk of each kind of kernel (CUDA) or op (CPU), and the 15 costliest."""
+    per chunk of each kind of kernel (CUDA) or op (CPU), the 15 costliest, and on CUDA the kernel time of each
+    eager op that launched kernels (``by_op``: op name, input shapes and its parent op; the compiled parts show as
+    their Triton/Inductor wrappers), the 40 costliest."""
     from torch.profiler import ProfilerActivity, profile
 
     h, w = out_hw
@@ -254,7 +259,7 @@ def profile_steady(
     if cuda:
         torch.cuda.synchronize()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=acts) as prof:
+    with profile(activities=acts, record_shapes=cuda) as prof:
         for i in range(chunks):
             engine.push(lr[41 + 8 * i : 49 + 8 * i])
         if cuda:
@@ -274,12 +279,26 @@ def profile_steady(
     for name, ms, _ in rows:
         kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
     top = sorted(rows, key=lambda r: -r[1])[:15]
+    by_op: dict[tuple[str, str, str], list] = {}  # (op, parent op, kernel kind) -> [ms, kernels, shapes]
+    if cuda:
+        for e in prof.events():
+            if not e.kernels or str(e.device_type) != "DeviceType.CPU":
+                continue
+            parent = e.cpu_parent.name if e.cpu_parent else ""
+            for k in e.kernels:
+                acc = by_op.setdefault((e.name, parent, kernel_kind(k.name)), [0.0, 0.0, str(e.input_shapes)[:100]])
+                acc[0] += k.duration / 1e3 / chunks  # us -> ms per chunk
+                acc[1] += 1 / chunks
     return {
         "chunks": chunks,
         "cuda": cuda,
         "ms_per_chunk": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
         "total_ms_per_chunk": sum(kinds.values()),
         "top": [{"name": n[:120], "ms_per_chunk": ms, "calls_per_chunk": c} for n, ms, c in top],
+        "by_op": [
+            {"op": k[0], "parent": k[1], "kind": k[2], "ms_per_chunk": v[0], "kernels_per_chunk": v[1], "shapes": v[2]}
+            for k, v in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:40]
+        ],
     }
 
 
@@ -290,6 +309,14 @@ def _print_profile(label: str, prof: dict) -> None:
         print(f"  {kind:<16}{ms:9.2f} ms", flush=True)
     for t in prof["top"]:
         print(f"    {t['ms_per_chunk']:8.2f} ms {t['calls_per_chunk']:6.0f}x  {t['name'][:90]}", flush=True)
+    if prof.get("by_op"):
+        print("  kernel time by launching op and kernel kind (op <- parent [kind]: first input shapes)", flush=True)
+    for o in prof.get("by_op", []):
+        print(
+            f"    {o['ms_per_chunk']:8.2f} ms {o['kernels_per_chunk']:6.0f}x  {o['op'][:60]} <- {o['parent'][:40]} "
+            f"[{o['kind']}]: {o['shapes']}",
+            flush=True,
+        )
 
 
 def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int = 6) -> dict:
@@ -324,7 +351,7 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
 # second CUDA stream
-LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "fold", "cat", "streams", "tail", "tail2", "rope32")
+LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "proj", "fold", "cat", "streams", "tail", "tail2", "rope32")
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -395,12 +422,22 @@ class _LeverState:
         self.epi_fused = ffn_gelu_fused(up.dit)
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
+        self.compiled_proj: Compiled | None = None
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
         if self.compiled is not None:
             self.compiled.undo()
             self.compiled = None
+
+    def _toggle(self, name: str, want: bool, compile_fn: Callable[[], Compiled]) -> None:
+        """Compile (``compile_fn``) or undo the part whose handle is the attribute ``name``, as the lever wants."""
+        handle = getattr(self, name)
+        if handle is not None and not want:
+            handle.undo()
+            setattr(self, name, None)
+        if want and handle is None:
+            setattr(self, name, compile_fn())
 
     def apply(self, lever: str) -> None:
         parts = set(lever.split("+"))
@@ -440,12 +477,8 @@ class _LeverState:
         mode = None if self.compile_mode == "default" else self.compile_mode
         if want_compile and self.compiled is None:
             self.compiled = compile_dit(self.up.dit, mode)
-        want_dec = "dec" in parts
-        if self.compiled_dec is not None and not want_dec:
-            self.compiled_dec.undo()
-            self.compiled_dec = None
-        if want_dec and self.compiled_dec is None:
-            self.compiled_dec = compile_decoder(self.up.decoder, mode)
+        self._toggle("compiled_dec", "dec" in parts, lambda: compile_decoder(self.up.decoder, mode))
+        self._toggle("compiled_proj", "proj" in parts, lambda: compile_lq_proj(self.up.lq_proj, mode))
         self.up.lq_proj.time_fold = "fold" in parts
         self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
         self.up.streams = "streams" in parts  # decode on a second CUDA stream beside the next DiT call
@@ -454,10 +487,10 @@ class _LeverState:
 
     def close(self) -> None:
         """Undo the compile levers."""
-        for handle in (self.compiled, self.compiled_dec):
+        for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
             if handle is not None:
                 handle.undo()
-        self.compiled = self.compiled_dec = None
+        self.compiled = self.compiled_dec = self.compiled_proj = None
 
     def info(self, lever: str) -> dict:
         d: dict = {"lever": lever}
@@ -539,7 +572,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--levers",
         default=None,
         help="comma list of levers run one after the other in one invocation: none (baseline), fp8, compile "
-        "(DiT blocks), dec (TCDecoder), combined with +, e.g. fp8+compile+dec; replaces --fp8/--compile-blocks",
+        "(DiT blocks), dec (TCDecoder), proj (LQ projector), and the parts of the module docstring, combined with +, "
+        "e.g. fp8+compile+dec; replaces --fp8/--compile-blocks",
     )
     p.add_argument(
         "--compile-mode",

@@ -58,17 +58,18 @@ def test_compiled_blocks_match_eager_and_share_graphs() -> None:
 
 
 def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """``load_model("flashvsr", compile=True)`` (the CLI's --compile) compiles the loaded DiT and TCDecoder, and
-    only then."""
+    """``load_model("flashvsr", compile=True)`` (the CLI's --compile) compiles the loaded DiT, TCDecoder and LQ
+    projector, and only then."""
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
     save_flashvsr(tmp_path, SIZES["tiny"], {"dit": up.dit, "lq_proj": up.lq_proj, "decoder": up.decoder})
     seen = []
     monkeypatch.setattr(flashvsr_pipeline, "compile_dit", lambda dit, *a, **k: seen.append(dit))
     monkeypatch.setattr(flashvsr_pipeline, "compile_decoder", lambda dec, *a, **k: seen.append(dec))
+    monkeypatch.setattr(flashvsr_pipeline, "compile_lq_proj", lambda proj, *a, **k: seen.append(proj))
     plain = load_model("flashvsr", weights=tmp_path)
     assert seen == []
     compiled = load_model("flashvsr", weights=tmp_path, compile=True)
-    assert seen == [compiled.dit, compiled.decoder] and compiled.dit is not plain.dit
+    assert seen == [compiled.dit, compiled.decoder, compiled.lq_proj] and compiled.dit is not plain.dit
 
 
 def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -113,6 +114,25 @@ def test_compiled_decoder_matches_eager() -> None:
     assert "_run" not in up.decoder.__dict__
     with pytest.raises(ModelError):
         compile_decoder(up.dit)
+    torch._dynamo.reset()
+
+
+def test_compiled_lq_proj_matches_eager() -> None:
+    """compile_lq_proj: the projector's later calls compiled (one graph for the steady 8-frame calls, one for
+    the flush's shorter call) stream the same frames; undo restores it; another module is refused."""
+    import pytest
+
+    from streamvsr.errors import ModelError
+    from streamvsr.pipeline.flashvsr import compile_lq_proj
+
+    up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
+    ref, out, graphs, handle = _eager_then_compiled(up, _clip(3), lambda: compile_lq_proj(up.lq_proj, backend="eager"))
+    assert graphs == 2
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    handle.undo()
+    assert "_steady" not in up.lq_proj.__dict__
+    with pytest.raises(ModelError):
+        compile_lq_proj(up.decoder)
     torch._dynamo.reset()
 
 

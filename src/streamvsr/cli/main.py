@@ -137,7 +137,7 @@ def _encode_options(kw: dict, **extra: object):  # noqa: ANN202
 
 
 _COMPILE_HELP = (
-    "torch.compile the model (FlashVSR: DiT blocks and TCDecoder; Stream-DiffVSR: UNet and ControlNet);"
+    "torch.compile the model (FlashVSR: DiT blocks, TCDecoder and LQ projector; Stream-DiffVSR: UNet and ControlNet);"
     " faster on GPUs after a slower start."
 )
 

@@ -96,8 +96,9 @@ def _flashvsr(
     Official weights default to the official numerics (Pillow bicubic LQ upsampling, AdaIN colour fix);
     ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``detail``: see
     :class:`~streamvsr.pipeline.flashvsr.FlashVSRUpscaler`. ``compile``: torch.compile
-    the DiT blocks and the TCDecoder (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
-    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`; the first frames take longer). ``streams``: on CUDA,
+    the DiT blocks, the TCDecoder and the LQ projector's later calls (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
+    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`, :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`; the
+    first frames take longer). ``streams``: on CUDA,
     decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
     ``fp8``: the DiT blocks' eight big linears in FP8 e4m3 with per-token scales, the FFN's GELU fused into the
     quantisation of ``ffn.2``'s input (:data:`~streamvsr.models.flashvsr.fp8.DEFAULT_INCLUDE`, ``fuse_gelu``;
@@ -146,6 +147,7 @@ def _flashvsr(
         flashvsr_pipeline.compile_dit(up.dit)
         if isinstance(up.decoder, TCDecoder):  # the full variant's Wan VAE decoder stays eager
             flashvsr_pipeline.compile_decoder(up.decoder)
+        flashvsr_pipeline.compile_lq_proj(up.lq_proj)
     return up
 
 

@@ -105,13 +105,16 @@ class LQProjector(nn.Module):
         self._cache2 = None
         self._started = False
 
-    def _unshuffle(self, frames: torch.Tensor) -> torch.Tensor:
+    def _check_frames(self, frames: torch.Tensor) -> None:
         r = self.cfg.unshuffle
         if frames.ndim != 5 or frames.shape[1] != self.cfg.in_channels:
             raise ValueError(f"expected (B, {self.cfg.in_channels}, F, H, W) frames, got {tuple(frames.shape)}")
         if frames.shape[-2] % r or frames.shape[-1] % r:
             raise ValueError(f"frame size {tuple(frames.shape[-2:])} is not a multiple of {r}")
-        return pixel_unshuffle_2d(frames.to(self.conv1.weight.dtype), r)
+
+    def _unshuffle(self, frames: torch.Tensor) -> torch.Tensor:
+        self._check_frames(frames)
+        return pixel_unshuffle_2d(frames.to(self.conv1.weight.dtype), self.cfg.unshuffle)
 
     def _conv(self, conv: nn.Conv3d, front: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return _causal_conv(conv, front, x, self.time_fold)
@@ -137,11 +140,26 @@ class LQProjector(nn.Module):
     def _clips_causal(self, u: torch.Tensor) -> torch.Tensor:
         """v1.1: clips continue the stream. u (B, C0, 4k, h, w) -> (B, hidden2, k, h, w); updates caches."""
         assert self._cache1 is not None and self._cache2 is not None
-        y = self._act1(self._conv(self.conv1, self._cache1, u))  # (B, hidden1, 2k, h, w)
-        self._cache1 = u[:, :, -_CTX:].clone()
-        z = self._conv(self.conv2, self._cache2, y)  # (B, hidden2, k, h, w)
-        self._cache2 = y[:, :, -_CTX:].clone()
+        z, self._cache1, self._cache2 = self._causal_convs(u, self._cache1, self._cache2)
         return z
+
+    def _causal_convs(
+        self, u: torch.Tensor, cache1: torch.Tensor, cache2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both causal convolutions of v1.1 as pure tensor math: u (B, C0, 4k, h, w) and the caches in,
+        (conv2 output (B, hidden2, k, h, w), new cache1, new cache2) out."""
+        y = self._act1(self._conv(self.conv1, cache1, u))  # (B, hidden1, 2k, h, w)
+        z = self._conv(self.conv2, cache2, y)  # (B, hidden2, k, h, w)
+        return z, u[:, :, -_CTX:].clone(), y[:, :, -_CTX:].clone()
+
+    def _steady(
+        self, frames: torch.Tensor, cache1: torch.Tensor, cache2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A later call of a causal stream as pure tensor math (a runtime may compile it: no Python state):
+        frames (B, 3, 4k, H, W) and the caches in, (tokens (B, k*h*w, out_dim), new cache1, new cache2) out."""
+        u = pixel_unshuffle_2d(frames.to(self.conv1.weight.dtype), self.cfg.unshuffle)
+        z, cache1, cache2 = self._causal_convs(u, cache1, cache2)
+        return self._tokens(z), cache1, cache2
 
     def _warmup(self, u0: torch.Tensor) -> None:
         """The 1-frame warm-up: [f0]*4 through conv1 with replicate time padding; fills both caches."""
@@ -168,6 +186,11 @@ class LQProjector(nn.Module):
         else:
             if n % _CLIP:
                 raise ValueError(f"projector calls after the first take a multiple of 4 frames, got {n}")
+            if self.cfg.causal and n:
+                self._check_frames(frames)
+                assert self._cache1 is not None and self._cache2 is not None
+                tokens, self._cache1, self._cache2 = self._steady(frames, self._cache1, self._cache2)
+                return tokens
             u = self._unshuffle(frames)
         if u.shape[2] == 0:
             return None
