@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
@@ -76,8 +77,6 @@ def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: AN
     """``load_model("flashvsr", fp8=True)`` (the CLI's --fp8): refused off Hopper and outside bf16 with one
     clear error; where the FP8 GEMM runs, the DiT's eight block linears are FP8Linear before compilation, the
     FFN's GELU fused into ffn.2's quantisation."""
-    import pytest
-
     from streamvsr.errors import ModelError
     from streamvsr.models.flashvsr import fp8 as fp8_mod
     from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, FP8Linear
@@ -98,41 +97,30 @@ def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: AN
     assert len(seen) == 1 and isinstance(seen[0], FP8Linear)  # converted before compile_dit saw the DiT
 
 
-def test_compiled_decoder_matches_eager() -> None:
-    """compile_decoder: the TCDecoder's layer stack compiled (first pass + later passes: 2 graphs) streams the
-    same frames; undo restores it; a non-TCDecoder is refused."""
-    import pytest
-
+@pytest.mark.parametrize(
+    ("compile_name", "module", "method", "wrong", "seed"),
+    [
+        # the TCDecoder's layer stack: the stream's first pass and the later passes
+        ("compile_decoder", "decoder", "_run", "dit", 2),
+        # the LQ projector's later calls: the steady 8-frame calls and the flush's shorter call
+        ("compile_lq_proj", "lq_proj", "_steady", "decoder", 3),
+    ],
+)
+def test_compiled_part_matches_eager(compile_name: str, module: str, method: str, wrong: str, seed: int) -> None:
+    """compile_decoder / compile_lq_proj: the compiled part (2 graphs) streams the same frames; undo restores it;
+    another module is refused."""
     from streamvsr.errors import ModelError
-    from streamvsr.pipeline.flashvsr import compile_decoder
 
+    compile_fn = getattr(flashvsr_pipeline, compile_name)
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
-    ref, out, graphs, handle = _eager_then_compiled(up, _clip(2), lambda: compile_decoder(up.decoder, backend="eager"))
+    part = getattr(up, module)
+    ref, out, graphs, handle = _eager_then_compiled(up, _clip(seed), lambda: compile_fn(part, backend="eager"))
     assert graphs == 2
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     handle.undo()
-    assert "_run" not in up.decoder.__dict__
+    assert method not in part.__dict__
     with pytest.raises(ModelError):
-        compile_decoder(up.dit)
-    torch._dynamo.reset()
-
-
-def test_compiled_lq_proj_matches_eager() -> None:
-    """compile_lq_proj: the projector's later calls compiled (one graph for the steady 8-frame calls, one for
-    the flush's shorter call) stream the same frames; undo restores it; another module is refused."""
-    import pytest
-
-    from streamvsr.errors import ModelError
-    from streamvsr.pipeline.flashvsr import compile_lq_proj
-
-    up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
-    ref, out, graphs, handle = _eager_then_compiled(up, _clip(3), lambda: compile_lq_proj(up.lq_proj, backend="eager"))
-    assert graphs == 2
-    torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    handle.undo()
-    assert "_steady" not in up.lq_proj.__dict__
-    with pytest.raises(ModelError):
-        compile_lq_proj(up.decoder)
+        compile_fn(getattr(up, wrong))
     torch._dynamo.reset()
 
 
