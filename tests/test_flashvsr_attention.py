@@ -93,20 +93,27 @@ def test_kth_largest_equals_the_sorted_topk_ties_included() -> None:
         assert torch.equal(kth_largest(x, k), ref)
 
 
-def test_topk_select_one_k_per_window_equals_the_sorted_path() -> None:
-    # the streaming steady state: every query window sees the same number of key windows, so topk_select
-    # takes the unsorted path; the reference is the sorted top-k threshold it replaced
+@pytest.mark.parametrize(
+    "vis",
+    [
+        [[True, True, False], [False, True, True]],  # the same number of visible windows (the steady state)
+        [[True, False, False], [True, True, True]],  # a different k per query window (the first call)
+    ],
+)
+def test_topk_select_equals_the_sorted_path(vis: list[list[bool]]) -> None:
+    # the reference is the sorted top-k threshold, taken per query window, that kth_largest replaced
     g = torch.Generator().manual_seed(1)
     nb, nqw, nkw = 4, 2, 3
     probs = torch.randint(0, 20, (1, 2, nqw * nb, nkw * nb), generator=g).float() / 20  # ties
-    vis = torch.tensor([[True, True, False], [False, True, True]])
+    visible = torch.tensor(vis)
     for topk in (0, 3, 11, 31, 100):
-        keep = topk_select(probs, nb, topk, window_visible=vis)
-        flat = probs.reshape(1, 2, nqw, nb, nkw, nb).masked_fill(~vis[None, None, :, None, :, None], -1.0)
+        keep = topk_select(probs, nb, topk, window_visible=visible)
+        flat = probs.reshape(1, 2, nqw, nb, nkw, nb).masked_fill(~visible[None, None, :, None, :, None], -1.0)
         flat = flat.reshape(1, 2, nqw, nb * nkw * nb)
-        k = max(0, min(topk, 2 * nb * nb - 1))
-        thr = torch.topk(flat, k + 1, dim=-1, sorted=True).values[..., k : k + 1]
-        assert torch.equal(keep, (flat > thr).reshape(probs.shape))
+        for i, n in enumerate(visible.sum(-1).tolist()):
+            k = max(0, min(topk, n * nb * nb - 1))
+            thr = torch.topk(flat[:, :, i], k + 1, dim=-1, sorted=True).values[..., k : k + 1]
+            assert torch.equal(keep.reshape(flat.shape)[:, :, i], flat[:, :, i] > thr)
 
 
 def test_select_blocks_empty_query_block_and_local() -> None:

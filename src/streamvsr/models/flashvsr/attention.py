@@ -152,11 +152,8 @@ def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.T
     p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
     flat = p.reshape(B, H, nqw, nb * Nk)
     ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
-    if len(set(ks)) == 1:  # one k for every query window (every steady streaming call): no sort needed
-        return (flat > kth_largest(flat, ks[0] + 1)).reshape(B, H, Nq, Nk)
-    top = torch.topk(flat, max(ks) + 1, dim=-1, sorted=True).values  # (B, H, nqw, kmax)
-    idx = torch.tensor(ks, device=probs.device).view(1, 1, nqw, 1).expand(B, H, nqw, 1)
-    thr = top.gather(-1, idx)
+    # one threshold per query window (a steady streaming call has one window: one top-k)
+    thr = torch.cat([kth_largest(flat[:, :, i : i + 1], k + 1) for i, k in enumerate(ks)], dim=2)  # (B, H, nqw, 1)
     return (flat > thr).reshape(B, H, Nq, Nk)
 
 
