@@ -23,9 +23,14 @@ fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linear
 with the GELU in its cuBLASLt epilogue, :mod:`streamvsr.models.flashvsr.fused`), ``tail`` / ``tail2`` (the
 TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``), ``rope32`` (the DiT's RoPE
 math in float32 instead of float64 for bf16 tokens: ``WanDiT.rope_fp32_for_half``), ``proj`` (the LQ projector's later
-calls compiled: :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`). The upscaler itself
-runs ``epi`` (CUDA, bf16) and ``tail``; a lever without them turns them off, so the pipeline's own path is
-``epi+compile+dec+proj+fold+streams+tail`` (with ``--compile``; ``proj`` since the third session of 2026-11-27).
+calls compiled: :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`), ``spare`` (with ``--kv-lean``: the KV cache's
+spare window slot again, so a steady call attends over one contiguous ring), ``crelu`` and ``otaps`` (the TCDecoder's
+convolution + ReLU pairs as one cuDNN op, and its last convolution as a GEMM plus a shifted sum:
+``TCDecoder.fused_conv_relu`` / ``out_by_taps``), ``mrelu`` (the same fused op for the first two convolutions of
+every MemBlock: ``TCDecoder.fused_memblocks``). The upscaler itself runs ``epi`` (CUDA, bf16), ``tail`` and the
+decoder's fused ops (CUDA, bf16, official width); a lever without them turns them off, so the pipeline's own path is
+``epi+compile+dec+proj+fold+streams+tail+crelu+otaps+mrelu`` (with ``--compile``; ``proj`` since the third
+session of 2026-11-27, the last three for decoders of the official width since the fourth).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -351,7 +356,24 @@ def check_backends(up: FlashVSRUpscaler, out_hw: tuple[int, int], latents: int =
 # FP8 linears, compiled DiT blocks, compiled TCDecoder, the projector's Conv3d as Conv2d (time fold), "cat": the
 # lean KV cache concatenates ring and new keys instead of attending over them as pieces, and the decoder on a
 # second CUDA stream
-LEVER_PARTS = ("fp8", "gelu", "epi", "compile", "dec", "proj", "fold", "cat", "streams", "tail", "tail2", "rope32")
+LEVER_PARTS = (
+    "fp8",
+    "gelu",
+    "epi",
+    "compile",
+    "dec",
+    "proj",
+    "fold",
+    "cat",
+    "spare",
+    "streams",
+    "tail",
+    "tail2",
+    "crelu",
+    "otaps",
+    "mrelu",
+    "rope32",
+)
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -423,6 +445,7 @@ class _LeverState:
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
+        self.spare_slot = up.kv_spare_slot  # the run's KV cache (--kv-lean); lever part "spare" adds the slot
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -481,8 +504,13 @@ class _LeverState:
         self._toggle("compiled_proj", "proj" in parts, lambda: compile_lq_proj(self.up.lq_proj, mode))
         self.up.lq_proj.time_fold = "fold" in parts
         self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
+        self.up.kv_spare_slot = self.spare_slot or "spare" in parts  # likewise
         self.up.streams = "streams" in parts  # decode on a second CUDA stream beside the next DiT call
         self.up.decoder.tail_frames = 1 if "tail" in parts else 2 if "tail2" in parts else None
+        # the decoder's tail kernels (fused.conv2d_relu, fused.conv3x3_by_taps); the compiled decoder recompiles
+        self.up.decoder.fused_conv_relu = "crelu" in parts
+        self.up.decoder.out_by_taps = "otaps" in parts
+        self.up.decoder.fused_memblocks = "mrelu" in parts
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
 
     def close(self) -> None:

@@ -13,6 +13,9 @@ from streamvsr.models.flashvsr.tcdecoder import TCDecoder, make_tc_condition, tc
 from streamvsr.models.flashvsr.wan_vae import WAN_LATENT_MEAN, WAN_LATENT_STD, WanVAEDecoder
 
 TC_TINY = TCDecoderConfig(channels=(8, 8, 4, 4))
+# float64 comparisons of streamed against whole decodes allow a relative 1e-9: with 16 cores (the GPU machine) oneDNN
+# sums a convolution of a different batch size in another order (1e-10 relative seen there); a streaming error is
+# of the order of the values
 VAE_TINY = WanVAEDecoderConfig(dim=4, dim_mult=(1, 2, 2, 2), num_res_blocks=1)
 
 
@@ -96,10 +99,10 @@ def test_tcdecoder_streaming_equals_whole() -> None:
         m.decode(lat[:, :, 3:5], al[:, :, 12:20], latents_per_pass=None),
     ]
     assert [p.shape[2] for p in parts] == [1, 8, 8]
-    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-10)
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-9, atol=1e-10)
     # one call, one latent per pass
     m.reset()
-    torch.testing.assert_close(m.decode(lat, lr, latents_per_pass=1), whole, rtol=0, atol=1e-10)
+    torch.testing.assert_close(m.decode(lat, lr, latents_per_pass=1), whole, rtol=1e-9, atol=1e-10)
     # memory matters: decoding chunk 2 from a fresh state differs
     m.reset()
     fresh = m.decode(lat[:, :, 1:3], al[:, :, 4:12])
@@ -214,7 +217,7 @@ def test_tcdecoder_lq_residual_starts_at_the_condition_and_streams() -> None:
     assert (whole - al[:, :, 3:]).abs().max() > 1e-3  # the stack adds detail once trained
     m.reset()
     parts = [m.decode(lat[:, :, 0:1], lr[:, :, 0:1]), m.decode(lat[:, :, 1:3], al[:, :, 4:12])]
-    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-10)
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError):
         TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4), cond_channels=0, lq_residual=True))
 
@@ -238,7 +241,7 @@ def test_tcdecoder_bilinear_upsampling() -> None:
     bil.reset()
     al = make_tc_condition(lr, first=True)
     parts = [bil.decode(lat[:, :, 0:1], lr[:, :, 0:1]), bil.decode(lat[:, :, 1:3], al[:, :, 4:12])]
-    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-10)
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-9, atol=1e-10)
     assert TCDecoderConfig.from_dict({**dataclasses.asdict(TC_TINY), "upsample": "bilinear"}).upsample == "bilinear"
     with pytest.raises(ValueError):
         TCDecoder(dataclasses.replace(TC_TINY, upsample="bicubic"))

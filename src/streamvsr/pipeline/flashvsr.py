@@ -305,6 +305,21 @@ def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device
         _AUTO_FLEX = opts
 
 
+def _tail_kernels(decoder: torch.nn.Module) -> bool:
+    """Turn on the TCDecoder's fused inference kernels (for CUDA in bf16/fp16; the same function): every
+    convolution + ReLU pair of the layer stack and of the MemBlocks as one cuDNN op with the ReLU in its epilogue,
+    and the 3-channel output convolution as a GEMM plus a shifted sum (:mod:`~streamvsr.models.flashvsr.fused`).
+    Only for decoders of the official width (at least 64 channels at full resolution), where they were measured: on
+    an H100 the piped rate went from 55.24 to 56.93 FPS at 768x1408 and from 27.25 to 28.06 at 1080p
+    (docs/performance.md, fourth session of 2026-11-27). Narrow decoders (our default model's 12 channels) keep the
+    reference layers. Returns whether they were turned on."""
+    cfg = getattr(decoder, "cfg", None)
+    if not hasattr(decoder, "fused_conv_relu") or cfg is None or cfg.channels[-1] < 64:
+        return False
+    decoder.fused_conv_relu = decoder.fused_memblocks = decoder.out_by_taps = True
+    return True
+
+
 class FlashVSRUpscaler:
     """FlashVSR as a :class:`~streamvsr.pipeline.protocol.StreamingModel` (x4).
 
@@ -391,6 +406,8 @@ class FlashVSRUpscaler:
             # peak at 768x1408 went from 11.46 to 10.18 GiB at the same speed, and on 2 CPU cores the decoder
             # took 0.75 instead of 1.04 s per 8 frames at 1280x768 (docs/performance.md, 2026-11-27)
             decoder.tail_frames = 1
+        if self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16):
+            _tail_kernels(decoder)
         if self.device.type == "cpu":
             # oneDNN picks faster NHWC kernels for channels-last conv weights: the TCDecoder, 70% of the CPU
             # time, went from 3.40 to 2.84 s per 8 frames at 1280x720 on 2 cores (same output within 2e-6)

@@ -1,4 +1,5 @@
-"""The DiT FFN's first linear with its tanh GELU in the GEMM's epilogue (cuBLASLt), for the bf16/fp16 path.
+"""Fused inference ops: the DiT FFN's first linear with its tanh GELU in the GEMM's epilogue (cuBLASLt), and two
+for the TCDecoder's full-resolution tail (a convolution with its ReLU, a 3x3 convolution with few outputs).
 
 ``gelu_tanh(x W^T + b)`` is what every DiT block's FFN computes first (``ffn.0`` + ``ffn.1``). Compiled, Inductor
 runs the GEMM through cuBLAS and the bias + GELU as a Triton kernel of its own, which reads and writes the
@@ -16,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LinearGELU", "ffn_gelu_fused", "fuse_ffn_gelu", "linear_gelu_tanh", "unfuse_ffn_gelu"]
+__all__ = [
+    "LinearGELU",
+    "conv2d_relu",
+    "conv3x3_by_taps",
+    "ffn_gelu_fused",
+    "fuse_ffn_gelu",
+    "linear_gelu_tanh",
+    "unfuse_ffn_gelu",
+]
 
 
 @torch.library.custom_op("streamvsr::linear_gelu_tanh", mutates_args=())
@@ -88,3 +97,66 @@ def ffn_gelu_fused(dit: nn.Module) -> bool:
     return any(
         isinstance(getattr(b, "ffn", None), nn.Sequential) and isinstance(b.ffn[0], LinearGELU) for b in dit.blocks
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The TCDecoder's tail
+# ----------------------------------------------------------------------------------------------
+
+
+def _conv_out_format(x: torch.Tensor) -> torch.memory_format:
+    """The memory format cuDNN gives a convolution of ``x``: channels-last for a channels-last 4-D input."""
+    cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+@torch.library.custom_op("streamvsr::conv2d_relu", mutates_args=())
+def conv2d_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """relu(conv2d(x, weight, bias, stride 1, padding)) for x (N, C, H, W): (N, O, H', W').
+
+    On CUDA in bf16/fp16 cuDNN runs the ReLU in the convolution's epilogue (``torch.cudnn_convolution_relu``), so
+    the output is written once instead of written, read and written again by a separate ReLU; elsewhere the
+    reference. Opaque to Inductor (a compiled graph would split the pair again)."""
+    fmt = _conv_out_format(x)
+    if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16):
+        y = torch.cudnn_convolution_relu(x, weight, bias, [1, 1], [padding, padding], [1, 1], 1)
+    else:
+        y = F.relu(F.conv2d(x, weight, bias, padding=padding))
+    return y.contiguous(memory_format=fmt)
+
+
+@conv2d_relu.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    n, _, h, w = x.shape
+    kh, kw = weight.shape[2:]
+    shape = (n, weight.shape[0], h + 2 * padding - kh + 1, w + 2 * padding - kw + 1)
+    return x.new_empty(shape).contiguous(memory_format=_conv_out_format(x))
+
+
+def conv3x3_by_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 3x3 convolution (stride 1, zero padding 1) with few output channels, as one GEMM and a shifted sum.
+
+    x (N, C, H, W), weight (O, C, 3, 3) -> (N, O, H, W) in x's dtype. The GEMM multiplies every pixel's C channels
+    by the 9 * O tap weights (z: (9 * O, N, H, W), one plane per tap and output channel, accumulated and kept in
+    float32); output pixel (i, j) is then the sum over taps (a, b) of plane (a, b) at pixel (i + a - 1, j + b - 1),
+    plus the bias. The same sum as the convolution, in another order. For O = 3 cuDNN's convolution is a thin GEMM
+    that runs below the memory bandwidth; here the input is read once by a wide GEMM and the rest is a small
+    pointwise sum over contiguous planes."""
+    n, c, h, w = x.shape
+    o = weight.shape[0]
+    if weight.shape[1:] != (c, 3, 3):
+        raise ValueError(f"conv3x3_by_taps needs a (O, {c}, 3, 3) weight, got {tuple(weight.shape)}")
+    taps = weight.permute(2, 3, 0, 1).reshape(9 * o, c)  # rows (a, b, o)
+    width = -(-9 * o // 8) * 8  # GEMM rows padded to a multiple of 8 (16-byte rows for the tensor cores)
+    taps = F.pad(taps, (0, 0, 0, width - 9 * o))
+    pixels = x.permute(1, 0, 2, 3).reshape(c, n * h * w)  # (C, N*H*W): a transposed view of a channels-last x
+    if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16):
+        z = torch.mm(taps, pixels, out_dtype=torch.float32)  # (width, N*H*W), float32 accumulation kept
+    else:
+        acc = torch.promote_types(x.dtype, torch.float32)
+        z = taps.to(acc) @ pixels.to(acc)
+    z = F.pad(z[: 9 * o].reshape(9 * o, n, h, w), (1, 1, 1, 1))  # (9*O, N, H+2, W+2), zero border
+    y = sum(z[(3 * a + b) * o : (3 * a + b + 1) * o, :, a : a + h, b : b + w] for a in range(3) for b in range(3))
+    if bias is not None:
+        y = y + bias.to(y.dtype)[:, None, None, None]
+    return y.permute(1, 0, 2, 3).to(x.dtype)  # (N, O, H, W)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamvsr.models.flashvsr.config import TCDecoderConfig
+from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps
 
 __all__ = ["TCDecoder", "make_tc_condition", "tc_condition_unshuffle"]
 
@@ -82,8 +83,14 @@ class _MemBlock(nn.Module):
             nn.Conv2d(c, c, 3, padding=1),
         )
 
-    def forward(self, x: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv(torch.cat([x, past], dim=1)) + x)
+    def forward(self, x: torch.Tensor, past: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        """fused: the first two convolutions with their ReLUs as :func:`~.fused.conv2d_relu` (inference only)."""
+        h = torch.cat([x, past], dim=1)
+        if not fused:
+            return F.relu(self.conv(h) + x)
+        for conv in (self.conv[0], self.conv[2]):
+            h = conv2d_relu(h.contiguous(memory_format=torch.channels_last), conv.weight, conv.bias, conv.padding[0])
+        return F.relu(self.conv[4](h) + x)
 
 
 class _TGrow(nn.Module):
@@ -148,6 +155,12 @@ class TCDecoder(nn.Module):
         # frames per slice of the per-frame tail (the last upsampling and the full-resolution convolutions):
         # None runs all frames at once; a small number bounds the full-resolution activations (see _run)
         self.tail_frames: int | None = None
+        # inference-only kernel choices for the stack's top-level layers (the same function; off = the reference):
+        # a convolution followed by a ReLU as one op with the ReLU in its epilogue (fused.conv2d_relu), and the last
+        # convolution (3 outputs) as one GEMM plus a shifted sum (fused.conv3x3_by_taps)
+        self.fused_conv_relu = False
+        self.fused_memblocks = False  # the same for the first two convolutions of every MemBlock
+        self.out_by_taps = False
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -200,6 +213,7 @@ class TCDecoder(nn.Module):
         the new memories. An upsampling directly followed (in ``order``) by a TGrow runs after it (grow_first)."""
         new_mem: dict[int, torch.Tensor] = {}
         skip = -1
+        infer = not torch.is_grad_enabled()  # the fused kernels have no backward
         for k, i in enumerate(order):
             layer = layers[i]
             if i == skip:
@@ -224,10 +238,27 @@ class TCDecoder(nn.Module):
                     prev = torch.zeros_like(x[:, 0])
                 past = torch.cat([prev.unsqueeze(1), x[:, :-1]], dim=1)  # (B, T, C, H, W)
                 new_mem[i] = x[:, -1]
-                y = layer(x.flatten(0, 1), past.flatten(0, 1))
+                y = layer(x.flatten(0, 1), past.flatten(0, 1), infer and self.fused_memblocks)
                 x = y.reshape(x.shape)
             elif isinstance(layer, _TGrow):
                 x = layer(x)
+            elif (
+                infer
+                and self.fused_conv_relu
+                and isinstance(layer, nn.Conv2d)
+                and nxt is not None
+                and isinstance(layers[nxt], nn.ReLU)
+            ):
+                b, t = x.shape[:2]
+                # channels-last in: cuDNN's NHWC kernels (a compiled graph writes the producer in that layout)
+                xin = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+                y = conv2d_relu(xin, layer.weight, layer.bias, layer.padding[0])
+                x = y.reshape(b, t, *y.shape[1:])
+                skip = nxt
+            elif infer and self.out_by_taps and i == len(layers) - 1:
+                b, t = x.shape[:2]
+                y = conv3x3_by_taps(x.flatten(0, 1), layer.weight, layer.bias)
+                x = y.reshape(b, t, *y.shape[1:])
             else:
                 b, t = x.shape[:2]
                 y = layer(x.flatten(0, 1))
