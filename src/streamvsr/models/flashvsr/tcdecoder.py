@@ -17,6 +17,7 @@ Condition alignment: latent t pairs with LR frames 4t-3 .. 4t, latent 0 with [f0
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,13 @@ def tc_condition_unshuffle(frames: torch.Tensor, ft: int = 4, fs: int = 8) -> to
     x = frames.reshape(b, c, t, ft, h, fs, w, fs)
     x = x.permute(0, 1, 3, 5, 7, 2, 4, 6)  # (B, C, ft, fs, fs, T, h, w)
     return x.reshape(b, c * ft * fs * fs, t, h, w)
+
+
+def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """relu(conv(x)) as one op (:func:`~streamvsr.models.flashvsr.fused.conv2d_relu`; the decoder's convolutions have
+    stride 1). The input goes channels-last: cuDNN's NHWC kernels, and a compiled graph writes the producer in that
+    layout (with NCHW input cuDNN converted layouts and the decoder was slower; docs/performance.md)."""
+    return conv2d_relu(x.contiguous(memory_format=torch.channels_last), conv.weight, conv.bias, conv.padding[0])
 
 
 class _Clamp(nn.Module):
@@ -89,7 +97,7 @@ class _MemBlock(nn.Module):
         if not fused:
             return F.relu(self.conv(h) + x)
         for conv in (self.conv[0], self.conv[2]):
-            h = conv2d_relu(h.contiguous(memory_format=torch.channels_last), conv.weight, conv.bias, conv.padding[0])
+            h = _conv_relu(conv, h)
         return F.relu(self.conv[4](h) + x)
 
 
@@ -219,15 +227,11 @@ class TCDecoder(nn.Module):
             if i == skip:
                 continue
             nxt = order[k + 1] if k + 1 < len(order) else None
-            if (
-                self.grow_first
-                and isinstance(layer, nn.Upsample)
-                and nxt is not None
-                and isinstance(layers[nxt], _TGrow)
-            ):
+            nxt_layer = layers[nxt] if nxt is not None else None
+            if self.grow_first and isinstance(layer, nn.Upsample) and isinstance(nxt_layer, _TGrow):
                 # TGrow (a 1x1 convolution without bias) commutes with the x2 upsampling (nearest or bilinear:
                 # both linear, per channel): growing the frames first does its work on a quarter of the pixels.
-                x = layers[nxt](x)
+                x = nxt_layer(x)
                 b, t = x.shape[:2]
                 y = layer(x.flatten(0, 1))
                 x = y.reshape(b, t, *y.shape[1:])
@@ -242,26 +246,14 @@ class TCDecoder(nn.Module):
                 x = y.reshape(x.shape)
             elif isinstance(layer, _TGrow):
                 x = layer(x)
-            elif (
-                infer
-                and self.fused_conv_relu
-                and isinstance(layer, nn.Conv2d)
-                and nxt is not None
-                and isinstance(layers[nxt], nn.ReLU)
-            ):
+            else:  # a per-frame layer: frames folded into the batch
+                fn = layer
+                if infer and self.fused_conv_relu and isinstance(layer, nn.Conv2d) and isinstance(nxt_layer, nn.ReLU):
+                    fn, skip = partial(_conv_relu, layer), nxt
+                elif infer and self.out_by_taps and i == len(layers) - 1:
+                    fn = partial(conv3x3_by_taps, weight=layer.weight, bias=layer.bias)
                 b, t = x.shape[:2]
-                # channels-last in: cuDNN's NHWC kernels (a compiled graph writes the producer in that layout)
-                xin = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)
-                y = conv2d_relu(xin, layer.weight, layer.bias, layer.padding[0])
-                x = y.reshape(b, t, *y.shape[1:])
-                skip = nxt
-            elif infer and self.out_by_taps and i == len(layers) - 1:
-                b, t = x.shape[:2]
-                y = conv3x3_by_taps(x.flatten(0, 1), layer.weight, layer.bias)
-                x = y.reshape(b, t, *y.shape[1:])
-            else:
-                b, t = x.shape[:2]
-                y = layer(x.flatten(0, 1))
+                y = fn(x.flatten(0, 1))
                 x = y.reshape(b, t, *y.shape[1:])
         return x, new_mem
 
