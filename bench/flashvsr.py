@@ -23,8 +23,13 @@ fused GELU + quantisation kernel; see ``fuse_gelu`` of :func:`convert_dit_linear
 with the GELU in its cuBLASLt epilogue, :mod:`streamvsr.models.flashvsr.fused`), ``tail`` / ``tail2`` (the
 TCDecoder's full-resolution tail one / two frames at a time: ``TCDecoder.tail_frames``), ``rope32`` (the DiT's RoPE
 math in float32 instead of float64 for bf16 tokens: ``WanDiT.rope_fp32_for_half``), ``proj`` (the LQ projector's later
-calls compiled: :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`), ``spare`` (with ``--kv-lean``: the KV cache's
-spare window slot again, so a steady call attends over one contiguous ring), ``crelu`` and ``otaps`` (the TCDecoder's
+calls compiled: :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`), ``spare`` (the KV cache with a spare window
+slot per layer, so a steady call attends over one contiguous ring), ``ring`` (the KV cache of all layers in one ring
+with one free slot, :class:`~streamvsr.models.flashvsr.attention.SharedKVCache`: the same one-piece attention at
+the lean cache's memory; the pipeline's default since the session of 2026-11-27, fifth), ``pwork`` / ``pdec`` (with
+``streams``: the DiT's or the decoder's CUDA stream at a higher priority), ``ropestack`` (RoPE written as Wan
+writes it, :func:`~streamvsr.models.flashvsr.dit.apply_rope_stacked`; the library's form since the fifth session
+of 2026-11-27 is one expression), ``crelu`` and ``otaps`` (the TCDecoder's
 convolution + ReLU pairs as one cuDNN op, and its last convolution as a GEMM plus a shifted sum:
 ``TCDecoder.fused_conv_relu`` / ``out_by_taps``), ``mrelu`` (the same fused op for the first two convolutions of
 every MemBlock: ``TCDecoder.fused_memblocks``). The upscaler itself runs ``epi`` (CUDA, bf16), ``tail`` and the
@@ -57,6 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.models.flashvsr import attention as attn_mod
+from streamvsr.models.flashvsr import dit as dit_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
 from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, unfuse_ffn_gelu
@@ -366,14 +372,19 @@ LEVER_PARTS = (
     "fold",
     "cat",
     "spare",
+    "ring",
     "streams",
+    "pwork",
+    "pdec",
     "tail",
     "tail2",
     "crelu",
     "otaps",
     "mrelu",
     "rope32",
+    "ropestack",
 )
+_APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
 
 
@@ -445,7 +456,7 @@ class _LeverState:
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
-        self.spare_slot = up.kv_spare_slot  # the run's KV cache (--kv-lean); lever part "spare" adds the slot
+        self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -504,14 +515,17 @@ class _LeverState:
         self._toggle("compiled_proj", "proj" in parts, lambda: compile_lq_proj(self.up.lq_proj, mode))
         self.up.lq_proj.time_fold = "fold" in parts
         self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
-        self.up.kv_spare_slot = self.spare_slot or "spare" in parts  # likewise
+        self.up.kv_layout = "spare" if "spare" in parts else "shared" if "ring" in parts else self.kv_layout  # likewise
         self.up.streams = "streams" in parts  # decode on a second CUDA stream beside the next DiT call
+        self.up.stream_priority = "work" if "pwork" in parts else "decode" if "pdec" in parts else "none"
         self.up.decoder.tail_frames = 1 if "tail" in parts else 2 if "tail2" in parts else None
         # the decoder's tail kernels (fused.conv2d_relu, fused.conv3x3_by_taps); the compiled decoder recompiles
         self.up.decoder.fused_conv_relu = "crelu" in parts
         self.up.decoder.out_by_taps = "otaps" in parts
         self.up.decoder.fused_memblocks = "mrelu" in parts
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
+        # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
+        dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
 
     def close(self) -> None:
         """Undo the compile levers."""
@@ -587,7 +601,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     p.add_argument("--decoder", default="tc", choices=["tc", "vae"])
     p.add_argument("--json", default=None, help="write the results to this JSON file")
-    p.add_argument("--kv-lean", action="store_true", help="KV cache without the spare window slot")
+    p.add_argument(
+        "--kv-layout",
+        default="shared",
+        choices=["shared", "spare", "lean"],
+        help="the KV cache (FlashVSRUpscaler's kv_layout; default: the pipeline's, shared)",
+    )
+    p.add_argument("--kv-lean", action="store_true", help="the same as --kv-layout lean (earlier runs' flag)")
     p.add_argument("--check", action="store_true", help="first compare flex and dense on one DiT call")
     p.add_argument("--quick", action="store_true", help="one pass: no warm-up, chunk timings in the timed run")
     p.add_argument("--fp8", action="store_true", help="lever: FP8 e4m3 linears in the DiT blocks (row 'BACKEND+fp8')")
@@ -629,6 +649,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="after each timed run, profile N steady chunks (torch.profiler): time per kind of kernel, the top 15",
     )
     args = p.parse_args(argv)
+    if args.kv_lean:
+        args.kv_layout = "lean"
     try:
         variants = parse_flex_variants(args.flex_variants)
     except ValueError as e:
@@ -654,7 +676,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not cfg.dit.learned_context:  # a random stand-in for the official prompt tensor
         context = torch.randn(1, cfg.dit.text_len, cfg.dit.text_dim, device=device)
     up = FlashVSRUpscaler.from_config(
-        cfg, device=device, dtype=dtype, decoder=args.decoder, context=context, kv_spare_slot=not args.kv_lean
+        cfg, device=device, dtype=dtype, decoder=args.decoder, context=context, kv_layout=args.kv_layout
     )
     build_s = time.perf_counter() - t0
     sizes = _parse_sizes(args.sizes)
@@ -728,7 +750,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         dtype=str(next(up.dit.parameters()).dtype),
                         device=str(device),
                         decoder=args.decoder,
-                        kv_spare_slot=not args.kv_lean,
+                        kv_layout=args.kv_layout,
                         label=_label(backend, lever, variant),
                         flex_variant=variant,
                         **extra,

@@ -7,6 +7,7 @@ import torch
 
 from streamvsr.models.flashvsr.attention import (
     KVCache,
+    SharedKVCache,
     block_means,
     causal_window_visibility,
     dense_block_attention,
@@ -209,6 +210,73 @@ def test_kv_cache_is_bounded_and_resets(spare: bool) -> None:
     assert cache.nbytes() == slots * (2 * per * 4 + 4)
     cache.reset()
     assert cache.get(0) is None and cache.nbytes() == 0
+
+
+@pytest.mark.parametrize(
+    "calls",
+    [
+        [3] + [1] * 12,  # the pipeline: call 0 with 3 windows, then one window a call (the ring wraps)
+        [1, 1, 1, 1, 2, 1, 5, 1, 1],  # filling one at a time, then several windows beyond a full ring
+        [2, 2, 1, 3, 1, 1],  # filling past the ring's size in one call
+    ],
+)
+def test_shared_kv_cache_keeps_each_layers_last_windows(calls: list[int]) -> None:
+    """Every layer attends over exactly its last W cached windows plus the new ones, whatever the slot
+    layout, and keeps the newest W; the ring never grows and steady calls attend over one view."""
+    L, W, per = 4, 3, 128
+    cache = SharedKVCache(num_layers=L, max_windows=W)
+    ref = KVCache(num_layers=L, max_windows=W, spare_slot=False)
+    history: list[list[float]] = [[] for _ in range(L)]
+    wid = 0.0
+    ring = None
+
+    def ids(x: torch.Tensor) -> list[float]:  # one id per window (window j holds its id in every row)
+        return x[0, 0, ::per, 0].tolist()
+
+    for n in calls:
+        for layer in range(L):
+            vals = torch.arange(wid, wid + n) + 1000.0 * layer
+            k = vals.repeat_interleave(per).view(1, 1, n * per, 1).expand(1, 2, n * per, 2).contiguous()
+            m = block_means(k, 128)
+            kk, vv, mm, cnt = cache.append(layer, k, -k, m, n, pieces=True)
+            rk, _, rm, rcnt = ref.append(layer, k, -k, m, n, pieces=False)
+            full = kk if isinstance(kk, torch.Tensor) else torch.cat(kk, dim=2)
+            fullv = vv if isinstance(vv, torch.Tensor) else torch.cat(vv, dim=2)
+            expect = history[layer][-W:] + vals.tolist()
+            assert cnt == rcnt == len(expect)
+            assert sorted(ids(full)) == sorted(ids(rk)) == sorted(expect)
+            assert torch.equal(fullv, -full) and sorted(mm[0, 0, :, 0].tolist()) == sorted(rm[0, 0, :, 0].tolist())
+            assert ids(full) == mm[0, 0, :, 0].tolist()  # means in the same (slot) order as the keys
+            if n == 1 and len(history[layer]) >= W and isinstance(kk, torch.Tensor):
+                assert kk.shape[2] == (W + 1) * per
+            cache.evict(layer)
+            ref.evict(layer)
+            history[layer] += vals.tolist()
+            got = cache.get(layer)
+            assert got is not None and ids(got[0]) == history[layer][-W:]  # age order, oldest first
+        wid += n
+        ring = cache._k if ring is None else ring
+        assert cache._k is ring and cache.windows == [min(W, len(history[0]))] * L
+    assert cache.nbytes() == (L * W + 1) * (2 * 2 * per * 2 + 2 * 2) * 4
+    cache.reset()
+    assert cache.get(0) is None and cache.nbytes() == 0 and cache.windows == [0] * L
+
+
+def test_shared_kv_cache_steady_calls_are_views_but_where_the_ring_wraps() -> None:
+    L, W, per = 5, 3, 128
+    cache = SharedKVCache(num_layers=L, max_windows=W)
+    copies = 0
+    for call in range(2 * (L * W + 1)):  # two turns of the ring
+        n = 3 if call == 0 else 1
+        for layer in range(L):
+            k = torch.randn(1, 1, n * per, 4)
+            kk, _, _, _ = cache.append(layer, k, k, block_means(k, 128), n)
+            if call > 0:
+                copies += kk.untyped_storage().data_ptr() != cache._k.untyped_storage().data_ptr()
+            cache.evict(layer)
+    # in a steady call at most the one layer whose W + 1 slots straddle the ring's end gets a copy
+    steady = 2 * (L * W + 1) - 1
+    assert steady // 2 < copies <= steady
 
 
 @pytest.mark.gpu

@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 
-from streamvsr.models.flashvsr.attention import KVCache
+from streamvsr.models.flashvsr.attention import KVCache, SharedKVCache
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import (
     WanDiT,
     apply_rope,
+    apply_rope_stacked,
     dit_config_from_state_dict,
     rope_angles,
     rope_split,
@@ -89,6 +90,15 @@ def test_rope_angles_and_large_positions() -> None:
     assert not math.isclose(dot(5003, 5000), dot(5000, 5000), rel_tol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_apply_rope_equals_the_stacked_form_exactly(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 40, 3, 128, dtype=torch.float64).to(dtype)
+    cos, sin = rope_angles(torch.arange(2) + 7, 4, 5, 128)
+    for tables in ((cos, sin), (cos.float(), sin.float())):
+        assert torch.equal(apply_rope(x, *tables), apply_rope_stacked(x, *tables))
+
+
 def test_rope_in_float32_rounds_bf16_like_float64() -> None:
     """RoPE math in float32 on bf16 inputs: after the rounding to bf16 the result is float64's to one bf16 step,
     and equal for all but a tiny share of the elements (the positions are large, as deep in a long video)."""
@@ -135,11 +145,14 @@ def test_unpatchify_layout(tiny: WanDiT) -> None:
     assert out[0, ch, 0, 2 * i + a, 2 * j + b] == y[0, i * w + j, (2 * a + b) * c + ch]
 
 
-def _stream(m: WanDiT, x: torch.Tensor, lq: torch.Tensor, attn: AttentionConfig, spare: bool = True) -> torch.Tensor:
+def _stream(m: WanDiT, x: torch.Tensor, lq: torch.Tensor, attn: AttentionConfig, layout: str = "spare") -> torch.Tensor:
     T = x.shape[2]
     per = lq.shape[1] // T
     st = m.prepare()
-    cache = KVCache(TINY.num_layers, attn.kv_windows, spare_slot=spare)
+    if layout == "shared":
+        cache: KVCache | SharedKVCache = SharedKVCache(TINY.num_layers, attn.kv_windows)
+    else:
+        cache = KVCache(TINY.num_layers, attn.kv_windows, spare_slot=layout == "spare")
     outs = [m.forward_chunk(x[:, :, :6], lq[:, : 6 * per], 1000.0, torch.arange(6), cache, attn, st)]
     for s in range(6, T, 2):
         pos = torch.arange(s, s + 2)
@@ -149,17 +162,25 @@ def _stream(m: WanDiT, x: torch.Tensor, lq: torch.Tensor, attn: AttentionConfig,
 
 
 @pytest.mark.parametrize(
-    ("backend", "spare"), [("dense", True), ("dense", False), ("full", True), ("flex", False)]
+    ("backend", "layout"),
+    [
+        ("dense", "spare"),
+        ("dense", "lean"),
+        ("full", "spare"),
+        ("flex", "lean"),
+        ("dense", "shared"),
+        ("flex", "shared"),
+    ],
 )  # flex == dense: test_flashvsr_attention; flex with the lean cache attends over (ring, new) pieces
-def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, spare: bool) -> None:
+def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, layout: str) -> None:
     torch.manual_seed(1)
-    T = 12  # call 0 (6 latents) + 3 steady calls: the cache evicts
+    T = 12  # call 0 (6 latents) + 3 steady calls: the cache evicts (and the shared ring wraps)
     x = torch.randn(1, 16, T, 16, 32)  # token grid 8 x 16: 2 blocks per window
     lq = torch.randn(1, T * 8 * 16, TINY.dim)
     attn = AttentionConfig(sparse_ratio=0.05, local_range=1, backend=backend)
     with torch.no_grad():
         ref = tiny(x, lq, attn=attn, causal=True)
-        out = _stream(tiny, x, lq, attn, spare)
+        out = _stream(tiny, x, lq, attn, layout)
         full = tiny(x, lq)  # plain full attention, no window mask
     assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
     assert (full - ref).abs().max() > 1e-3  # the sparse/causal structure matters in this case

@@ -39,7 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.errors import InputError, ModelError
-from streamvsr.models.flashvsr.attention import KVCache, get_flex_options, resolve_backend, set_flex_options
+from streamvsr.models.flashvsr.attention import (
+    KVCache,
+    SharedKVCache,
+    get_flex_options,
+    resolve_backend,
+    set_flex_options,
+)
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
 from streamvsr.pipeline.protocol import ModelSpec
@@ -66,6 +72,7 @@ FIRST_LATENTS = 6  # latents of call 0 (3 temporal windows)
 STEP_LATENTS = 2  # latents of every later call (1 window)
 FRAMES_PER_LATENT = 4
 MIN_FRAMES = 1 + FRAMES_PER_LATENT * FIRST_LATENTS  # 25 LR frames before the first output
+KV_LAYOUTS = ("shared", "spare", "lean")  # FlashVSRUpscaler's kv_layout
 # "auto" attention on CUDA: the exact masked-SDPA kernel up to this many 128-token blocks per temporal window,
 # FlexAttention above. Our `fast` model on an H100 (docs/performance.md, evening of 2026-11-26): at 1280x720
 # output (15 blocks) dense streams as fast as FlexAttention (207 against 192 piped FPS) and spares the ~15 s of
@@ -328,8 +335,12 @@ class FlashVSRUpscaler:
     learned context (official: ``posi_prompt.pth``). color_fix: "adain" | "wavelet" | "none".
     lq_upsample: "torch" (bicubic a=-0.75 on floats, default) | "pillow" (official: Pillow bicubic on
     uint8-quantised frames, on the CPU). on_chunk: called with a :class:`ChunkInfo` after every call.
-    kv_spare_slot: keep one spare KV window slot per layer (faster steady steps, one more window of
-    memory; see :class:`~streamvsr.models.flashvsr.attention.KVCache`).
+    kv_layout: the KV cache's layout. "shared" (default): all layers' windows in one ring with a single free
+    slot (:class:`~streamvsr.models.flashvsr.attention.SharedKVCache`): each steady step attends over one key
+    tensor, at the memory of the lean layout plus one window of one layer. "spare": a ring per layer with a
+    spare window slot (the same one-piece attention, one more window of every layer). "lean": a ring per
+    layer without it; FlexAttention runs over (ring, new window) and merges the two (see
+    :class:`~streamvsr.models.flashvsr.attention.KVCache`).
     detail: how much of the DiT's synthesised detail reaches the output, in [0, 2] (ours, not the paper's).
     The predicted latents are scaled toward zero, the mean of the normalised latent space, before the
     TCDecoder (which also sees the LR frames) decodes them: 1 = the model as trained; 0 = the decoder's
@@ -356,7 +367,7 @@ class FlashVSRUpscaler:
         seed: int = 0,
         num_frames: int | None = None,
         on_chunk: Callable[[ChunkInfo], None] | None = None,
-        kv_spare_slot: bool = True,
+        kv_layout: str = "shared",
         detail: float = 1.0,
         streams: bool = False,
         name: str = "flashvsr",
@@ -365,6 +376,8 @@ class FlashVSRUpscaler:
             raise ModelError(f"color_fix must be adain, wavelet or none, not {color_fix!r}")
         if lq_upsample not in ("torch", "pillow"):
             raise ModelError(f"lq_upsample must be torch or pillow, not {lq_upsample!r}")
+        if kv_layout not in KV_LAYOUTS:
+            raise ModelError(f"kv_layout must be one of {', '.join(KV_LAYOUTS)}, not {kv_layout!r}")
         if noise not in ("stream", "official"):
             raise ModelError(f"noise must be stream or official, not {noise!r}")
         if noise == "official" and num_frames is None:
@@ -385,7 +398,7 @@ class FlashVSRUpscaler:
         self.seed = seed
         self.num_frames = num_frames
         self.on_chunk = on_chunk
-        self.kv_spare_slot = kv_spare_slot
+        self.kv_layout = kv_layout  # takes effect at the stream's reset
         self.kv_pieces = True  # a full lean cache hands out (ring, new) pieces to FlexAttention, no copy
         self.uses_cond = getattr(getattr(decoder, "cfg", None), "cond_channels", 0) > 0
         if detail != 1.0 and not self.uses_cond:
@@ -415,6 +428,7 @@ class FlashVSRUpscaler:
         if self.device.type == "cuda":
             _cuda_fast_paths(dit, lq_proj, self.device, cfg.dit.head_dim)
         self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
+        self._stream_priority = "none"
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
@@ -428,6 +442,27 @@ class FlashVSRUpscaler:
         self.reset()
 
     @property
+    def stream_priority(self) -> str:
+        """Which of the two CUDA streams the GPU's block scheduler serves first: "work" (the DiT's), "decode"
+        or "none" (equal). Takes effect when the streams are made (``streams = True``)."""
+        return self._stream_priority
+
+    @stream_priority.setter
+    def stream_priority(self, which: str) -> None:
+        if which not in ("work", "decode", "none"):
+            raise ModelError(f"stream_priority must be work, decode or none, not {which!r}")
+        changed = which != self._stream_priority
+        self._stream_priority = which
+        if changed and self._streams is not None:
+            self._streams = self._new_streams()
+
+    def _new_streams(self) -> tuple[torch.cuda.Stream, torch.cuda.Stream]:
+        high = -8  # lower is higher; CUDA maps it to its highest priority
+        pw = high if self._stream_priority == "work" else 0
+        pd = high if self._stream_priority == "decode" else 0
+        return torch.cuda.Stream(self.device, priority=pw), torch.cuda.Stream(self.device, priority=pd)
+
+    @property
     def streams(self) -> bool:
         """Whether the upscaler runs on its own (work, decode) CUDA streams (see the class docstring)."""
         return self._streams is not None
@@ -437,7 +472,7 @@ class FlashVSRUpscaler:
         """Switch the streams on or off (off CUDA: always off); call between streams (after flush/reset)."""
         on = bool(on) and self.device.type == "cuda"
         if on != self.streams:
-            self._streams = (torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)) if on else None
+            self._streams = self._new_streams() if on else None
         self.spec = dataclasses.replace(self.spec, host_input=on)
 
     # -- construction --------------------------------------------------------------------------
@@ -480,7 +515,11 @@ class FlashVSRUpscaler:
 
     def reset(self) -> None:
         """Drop all stream state (KV cache, projector/decoder memories, buffers, noise)."""
-        self.kv = KVCache(self.cfg.dit.num_layers, self.attention.kv_windows, self.kv_spare_slot, self.kv_pieces)
+        layers, windows = self.cfg.dit.num_layers, self.attention.kv_windows
+        if self.kv_layout == "shared":
+            self.kv: KVCache | SharedKVCache = SharedKVCache(layers, windows, self.kv_pieces)
+        else:
+            self.kv = KVCache(layers, windows, self.kv_layout == "spare", self.kv_pieces)
         self.lq_proj.reset()
         self.decoder.reset()
         self._n_in = 0  # real frames received

@@ -28,6 +28,7 @@ from streamvsr.models.flashvsr.config import AttentionConfig
 
 __all__ = [
     "KVCache",
+    "SharedKVCache",
     "SparsePlan",
     "block_means",
     "block_lists",
@@ -618,3 +619,158 @@ class KVCache:
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for lst in (self._k, self._v, self._m) for t in lst if t is not None)
+
+
+class SharedKVCache:
+    """Post-RoPE K, V and K block means of every layer's last ``max_windows`` windows in one ring of
+    ``num_layers * max_windows + 1`` window slots: one-piece attention at the lean cache's memory.
+
+    Same protocol as :class:`KVCache` (``append`` then ``evict``, per layer, layers in order every call).
+    Layer l keeps its W windows in W consecutive slots (mod the ring), newest first, and the one free slot
+    of the ring lies just before layer 0's. A steady call adds one window per layer: layer l writes it into
+    the free slot just before its own, attends over those W + 1 consecutive slots as one key tensor (a
+    view), and its oldest window, its last slot, becomes the free slot just before layer l + 1's. After the
+    call every layer sits one slot lower, with the free slot again just before layer 0's. Where a layer's
+    W + 1 slots wrap around the end of the ring (at most one layer a call) they are concatenated, a copy.
+
+    Against :class:`KVCache`: its spare slot per layer (one more window of every layer: 1.46 GiB at
+    768x1408 for the official model) gives the same one-piece attention; its lean form (no spare slot)
+    attends over two pieces (ring, new window) merged by log-sum-exp. Here the extra memory is one window of
+    one layer. Key order inside the returned tensors is the slot order, not the age order (attention and
+    the top-k selection do not depend on it). While the layers fill (stream start) a layer's windows grow
+    downwards inside its own W slots; a call that adds several windows to a full ring attends over
+    (cached, new) and rewrites the layer's slots at ``evict``.
+    """
+
+    def __init__(self, num_layers: int, max_windows: int, pieces: bool = True):
+        if num_layers < 1 or max_windows < 1:
+            raise ValueError("SharedKVCache needs at least one layer and one window")
+        self.num_layers = num_layers
+        self.max_windows = max_windows
+        self.pieces = pieces
+        self.slots = num_layers * max_windows + 1
+        self.reset()
+
+    def reset(self) -> None:
+        L, W = self.num_layers, self.max_windows
+        self._k: torch.Tensor | None = None  # (B, H, slots * per, d)
+        self._v: torch.Tensor | None = None
+        self._m: torch.Tensor | None = None  # (B, H, slots * per_m, d)
+        self._per = (0, 0)  # tokens and key blocks per window
+        # layer l's windows occupy slots lo[l] .. lo[l] + cnt[l] - 1 (mod slots), newest first; an empty
+        # layer's W slots are 1 + l*W .. (l + 1)*W, filled from the top down
+        self._lo = [1 + (layer + 1) * W for layer in range(L)]
+        self._cnt = [0] * L
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None] = [None] * L
+        self._steady = [False] * L  # an append wrote into the free slot; evict moves the layer down
+
+    @property
+    def windows(self) -> list[int]:
+        """Cached windows per layer."""
+        return list(self._cnt)
+
+    def _slice(self, t: torch.Tensor, start: int, count: int, per: int) -> torch.Tensor:
+        """Slots start .. start + count - 1 (mod the ring) of a ring tensor along dim 2: a view, or a
+        concatenation where they wrap around the ring's end."""
+        a = start % self.slots
+        if a + count <= self.slots:
+            return t[:, :, a * per : (a + count) * per]
+        head = self.slots - a
+        return torch.cat([t[:, :, a * per :], t[:, :, : (count - head) * per]], dim=2)
+
+    def _ranges(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        per, per_m = self._per
+        return (
+            self._slice(self._k, start, count, per),  # type: ignore[arg-type]
+            self._slice(self._v, start, count, per),  # type: ignore[arg-type]
+            self._slice(self._m, start, count, per_m),  # type: ignore[arg-type]
+        )
+
+    def _copy_slot(self, dst: int, src: int) -> None:
+        per, per_m = self._per
+        d, s = dst % self.slots, src % self.slots
+        for t, p in ((self._k, per), (self._v, per), (self._m, per_m)):
+            t[:, :, d * p : (d + 1) * p] = t[:, :, s * p : (s + 1) * p]  # type: ignore[index]
+
+    def _write(self, slot: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, j: int, n: int) -> None:
+        """Window j of the n-window tensors k, v, m into ``slot``."""
+        per, per_m = self._per
+        if (k.shape[2] // n, m.shape[2] // n) != (per, per_m):
+            raise ValueError("KV cache window size changed mid-stream (reset the cache for a new size)")
+        s = slot % self.slots
+        for t, x, p in ((self._k, k, per), (self._v, v, per), (self._m, m, per_m)):
+            t[:, :, s * p : (s + 1) * p] = x[:, :, j * p : (j + 1) * p]  # type: ignore[index]
+
+    def append(
+        self,
+        layer: int,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        k_means: torch.Tensor,
+        n_windows: int,
+        pieces: bool = False,
+    ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor, int]:
+        """Add ``n_windows`` new windows (time order) of this layer; return (K, V, K means, window count)
+        to attend over, cached and new. Call :meth:`evict` after the attention of this layer."""
+        n, W = n_windows, self.max_windows
+        if self._k is None:
+            per, per_m = k.shape[2] // n, k_means.shape[2] // n
+            B, H = k.shape[:2]
+            self._k = k.new_empty(B, H, self.slots * per, k.shape[3])
+            self._v = v.new_empty(B, H, self.slots * per, v.shape[3])
+            self._m = k_means.new_empty(B, H, self.slots * per_m, k_means.shape[3])
+            self._per = (per, per_m)
+        c, lo = self._cnt[layer], self._lo[layer]
+        if c + n <= W:  # filling: the new windows go just below the layer's own
+            for j in range(n):
+                self._write(lo - 1 - j, k, v, k_means, j, n)
+            self._lo[layer], self._cnt[layer] = lo - n, c + n
+            kk, vv, mm = self._ranges(lo - n, c + n)
+            return kk, vv, mm, c + n
+        if c == W and n == 1:  # steady: the free slot lies just below the layer's windows
+            self._write(lo - 1, k, v, k_means, 0, 1)
+            self._steady[layer] = True
+            kk, vv, mm = self._ranges(lo - 1, W + 1)
+            return kk, vv, mm, W + 1
+        # several windows beyond a full ring: attend over (cached, new); evict rewrites the layer's slots
+        self._pending[layer] = (k, v, k_means, n)
+        if c == 0:
+            return k, v, k_means, n
+        ok, ov, om = self._ranges(lo, c)
+        if pieces and self.pieces:
+            return (ok, k), (ov, v), torch.cat([om, k_means], dim=2), c + n
+        return torch.cat([ok, k], dim=2), torch.cat([ov, v], dim=2), torch.cat([om, k_means], dim=2), c + n
+
+    def evict(self, layer: int) -> None:
+        """Keep the newest ``max_windows`` windows of this layer."""
+        W = self.max_windows
+        if self._steady[layer]:  # the oldest window (the last slot) is the next layer's free slot
+            self._steady[layer] = False
+            self._lo[layer] -= 1
+            return
+        pending = self._pending[layer]
+        if pending is None:
+            return
+        k, v, m, n = pending
+        self._pending[layer] = None
+        c, lo = self._cnt[layer], self._lo[layer]
+        # full layers all move one slot down; a filling layer ends up on its own W slots
+        t0 = lo - 1 if c == W else lo + c - W
+        kn = min(n, W)
+        ko = W - kn
+        for i in reversed(range(ko)):  # the kept old windows move up (t0 + kn >= lo), the highest first
+            self._copy_slot(t0 + kn + i, lo + i)
+        for i in range(kn):  # the newest window first
+            self._write(t0 + i, k, v, m, n - 1 - i, n)
+        self._lo[layer], self._cnt[layer] = t0, W
+
+    def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Cached K, V, K means of ``layer`` in age order (oldest first), or None."""
+        c, lo = self._cnt[layer], self._lo[layer]
+        if c == 0:
+            return None
+        parts = [self._ranges(lo + i, 1) for i in reversed(range(c))]
+        return tuple(torch.cat([p[i] for p in parts], dim=2) for i in range(3))  # type: ignore[return-value]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self._k, self._v, self._m) if t is not None)

@@ -39,6 +39,7 @@ __all__ = [
     "DiTState",
     "WanDiT",
     "apply_rope",
+    "apply_rope_stacked",
     "dit_config_from_state_dict",
     "rope_angles",
     "rope_split",
@@ -97,15 +98,29 @@ def rope_angles(
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (2p, 2p+1) of x (B, L, H, d) by the angles (L, d/2); math in the tables' dtype (float64 as
-    Wan computes it, or float32: see :attr:`WanDiT.rope_fp32_for_half`), cast back to x's dtype."""
+    """Rotate pairs (a, b) = (x[2p], x[2p+1]) of x (B, L, H, d) by the angles (L, d/2) to (a c - b s, b c + a s);
+    math in the tables' dtype (float64 as Wan computes it, or float32: see :attr:`WanDiT.rope_fp32_for_half`),
+    cast back to x's dtype.
+
+    Written as x * cos + swap(x) * (-sin, sin) rather than as a stack of the two halves: the same products and
+    sums, so the same result, but one elementwise expression for Inductor to fuse into the RMSNorm before it (the
+    stacked form had it write a float64 copy of q or k to memory)."""
     dtype = x.dtype
+    B, L, H, d = x.shape
+    pairs = x.to(cos.dtype).reshape(B, L, H, d // 2, 2)  # (..., (a, b))
+    signed_sin = torch.stack([-sin, sin], dim=-1)[None, :, None]  # (1, L, 1, d/2, 2)
+    out = pairs * cos[None, :, None, :, None] + pairs.flip(-1) * signed_sin
+    return out.reshape(B, L, H, d).to(dtype)
+
+
+def apply_rope_stacked(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """:func:`apply_rope` written as Wan writes it, the two rotated halves computed apart and stacked: the
+    reference the tests compare with (equal results) and the benchmark's ``ropestack`` lever part."""
     B, L, H, d = x.shape
     xp = x.to(cos.dtype).reshape(B, L, H, d // 2, 2)
     a, b = xp[..., 0], xp[..., 1]
     c, s = cos[None, :, None, :], sin[None, :, None, :]
-    out = torch.stack([a * c - b * s, a * s + b * c], dim=-1)
-    return out.reshape(B, L, H, d).to(dtype)
+    return torch.stack([a * c - b * s, a * s + b * c], dim=-1).reshape(B, L, H, d).to(x.dtype)
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
