@@ -259,6 +259,23 @@ def test_auto_attention_is_decided_per_call(up: FlashVSRUpscaler, monkeypatch) -
 def test_streams_are_off_without_cuda(up: FlashVSRUpscaler) -> None:
     cpu = FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, streams=True)
     assert not cpu.streams and not cpu.spec.host_input  # a CPU model has no streams; the engine moves frames
+    assert cpu.stream_priority == "work"
+    with pytest.raises(ModelError, match="stream_priority"):
+        cpu.stream_priority = "fast"
+    with pytest.raises(ModelError, match="kv_layout"):
+        FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, kv_layout="ring")
+
+
+@pytest.mark.parametrize("layout", ["shared", "spare", "lean"])
+def test_kv_layouts_give_the_same_frames(layout: str) -> None:
+    """The KV cache's layout changes where keys live and the order they are summed in, not the frames."""
+    torch.manual_seed(4)
+    x = torch.rand(45, 3, LR, LR)  # call 0 and 4 steady calls: the caches evict, the shared ring wraps
+    ref = Engine(FlashVSRUpscaler.from_config(TINY, seed=0, kv_layout="lean", dtype=torch.float64)).run(x, chunk=8)
+    up = FlashVSRUpscaler.from_config(TINY, seed=0, kv_layout=layout, dtype=torch.float64)
+    got = Engine(up).run(x, chunk=8)
+    assert type(up.kv).__name__ == ("SharedKVCache" if layout == "shared" else "KVCache")
+    assert got.shape == ref.shape and torch.allclose(got, ref, rtol=0, atol=1e-9)
 
 
 class _HostProbe:

@@ -350,6 +350,11 @@ class FlashVSRUpscaler:
     caller pushes again before it reads chunk n back). ``push`` then also takes host frames (the spec's
     ``host_input``) and copies them on the first stream. The outputs are the same; each is ready on the
     caller's current stream when ``push`` returns it. Ignored off CUDA.
+    stream_priority: with streams, which one the GPU serves first: "work" (default), "decode" or "none". With the
+    DiT's stream first, the decoder's kernels fill the SMs that the DiT's narrow kernels (the top-k, the norms, the
+    attention's last wave) leave idle: on an H100 the piped rate went from 58.11 to 63.17 FPS at 768x1408 and from
+    28.47 to 30.36 at 1080p, against 57.07 and 27.79 with the decoder first (docs/performance.md, fifth session of
+    2026-11-27).
     """
 
     def __init__(
@@ -370,6 +375,7 @@ class FlashVSRUpscaler:
         kv_layout: str = "shared",
         detail: float = 1.0,
         streams: bool = False,
+        stream_priority: str = "work",
         name: str = "flashvsr",
     ):
         if color_fix not in ("adain", "wavelet", "none"):
@@ -429,6 +435,7 @@ class FlashVSRUpscaler:
             _cuda_fast_paths(dit, lq_proj, self.device, cfg.dit.head_dim)
         self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
         self._stream_priority = "none"
+        self.stream_priority = stream_priority
         block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
