@@ -293,7 +293,10 @@ def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device
     """Speed choices on CUDA, each measured in docs/performance.md: the projector's Conv3d layers as one Conv2d
     each (cuDNN's Hopper kernels; +5%; session of 2026-11-26, afternoon); in bf16/fp16 the FFN's first linear with
     its GELU in the GEMM's epilogue (:func:`~streamvsr.models.flashvsr.fused.fuse_ffn_gelu`; +1.6 to 1.9% piped on
-    an H200, 2026-11-27; rounded once instead of twice); and the FlexAttention
+    an H200, 2026-11-27; rounded once instead of twice) and RoPE's math in float32 (:attr:`WanDiT.rope_fp32_for_half`:
+    q and k are rounded to 16 bits afterwards; with RoPE as one expression the compiled projection step took 0.315
+    instead of 0.385 ms per layer at 768x1408 on an H100, +1.7% and +0.7% piped, fifth session of 2026-11-27); and
+    the FlexAttention
     options of :func:`pipeline_flex_options`, unless the caller chose the process's FlexAttention options itself
     (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`). Options that an earlier upscaler of the
     process chose are replaced (the options are per process, the best tiles per head size)."""
@@ -303,6 +306,7 @@ def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device
     lq_proj.time_fold = True
     if next(dit.parameters()).dtype in (torch.bfloat16, torch.float16):
         fuse_ffn_gelu(dit)
+        dit.rope_fp32_for_half = True
     opts = pipeline_flex_options(device, head_dim)
     current = get_flex_options()
     ours = current == (None, None) or (current[1] is None and current[0] == _AUTO_FLEX)
