@@ -2,7 +2,7 @@
 # piped rate over 481 frames, then the CLI on a 1600-frame clip under py-spy, once sampling only the thread that
 # holds the GIL, once every thread (idle included)
 set -x
-pip install -q --target /tmp/site .whl/*.whl >/dev/null 2>&1
+mkdir -p /tmp/site && tar -xJf .whl/site.tar.xz -C /tmp/site
 export PYTHONPATH=/tmp/site:$PWD/src
 nvidia-smi --query-gpu=name --format=csv,noheader
 P=epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32
