@@ -42,8 +42,13 @@ the third session of 2026-11-27, the decoder's three for decoders of the officia
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
-before the calls); ``piped`` the end-to-end throughput when the caller keeps pushing: the frames of the pushes
-after call 0's over the time between CUDA events recorded after them, nothing waited for per chunk.
+before the calls); ``piped`` the end-to-end throughput when the caller keeps pushing and reads each output back at
+most ``--lag`` pushes later (2; a CLI's encoder queue bounds it likewise): the frames between two CUDA events
+recorded after the pushes, ``lag`` pushes after call 0's and ``lag`` pushes before the last, so that the work queued
+ahead of the GPU is the same at both ends. Until the fifth session of 2026-11-27 nothing was read back and the
+window ran from call 0's event to the last one (``piped_open_fps`` in the JSON, ``--lag 0``): once the DiT's stream
+had the higher priority, the DiT ran chunks ahead while call 0's decode waited, and that window left their time out
+(62 to 63 "FPS" over 97 frames where 481 frames gave 57). Use 161 frames or more.
 
 Every lever but the baseline first reports the PSNR of its output against the plain model on the same
 clip (``psnr_vs_bf16_db``; ``fp8_psnr_db`` for FP8 levers), before its timed runs.
@@ -137,6 +142,7 @@ def run_one(
     device: torch.device,
     quick: bool = False,
     mem_trace: bool = False,
+    lag: int = 2,
 ) -> dict:
     h, w = out_hw
     lr = torch.rand(frames, 3, math.ceil(h / 4), math.ceil(w / 4))  # on the host, streamed in chunks
@@ -172,14 +178,29 @@ def run_one(
             if pushed and out.shape[0] and device.type == "cuda" and not record:
                 marks.append((out.shape[0], torch.cuda.Event(enable_timing=True)))
                 marks[-1][1].record()
+                if lag and len(marks) > lag:  # a caller that reads each output back at most `lag` pushes later
+                    marks[-1 - lag][1].synchronize()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        # pipelined throughput: the frames of the pushes after the first one with outputs (call 0's), over
-        # the GPU time between their events; nothing waits per chunk (the flush's padded calls are left out)
-        piped = None
-        if len(marks) >= 2:
-            piped = sum(n for n, _ in marks[1:]) / (marks[0][1].elapsed_time(marks[-1][1]) / 1000)
-        info = {"frames_out": n_out, "finite": bool(finite), "hw": hw, "piped_fps": piped, "peak_call0": peak_call0}
+        # pipelined throughput between two steady marks (events after the pushes with outputs): from the mark
+        # `lag` pushes after call 0's to the mark `lag` pushes before the last, so that the work queued ahead
+        # of the GPU is the same at both ends (the last marks drain the queue; the first ones fill it)
+        piped, piped_open = None, None
+        a, b = 1 + lag, len(marks) - 1 - lag
+        if lag and b > a:
+            piped = sum(n for n, _ in marks[a + 1 : b + 1]) / (marks[a][1].elapsed_time(marks[b][1]) / 1000)
+        if len(marks) >= 2:  # the sessions before the fifth of 2026-11-27: call 0's mark to the last one
+            piped_open = sum(n for n, _ in marks[1:]) / (marks[0][1].elapsed_time(marks[-1][1]) / 1000)
+        if not lag:
+            piped = piped_open
+        info = {
+            "frames_out": n_out,
+            "finite": bool(finite),
+            "hw": hw,
+            "piped_fps": piped,
+            "piped_open_fps": piped_open,
+            "peak_call0": peak_call0,
+        }
         return time.perf_counter() - t0, info
 
     warmup_s = None
@@ -220,6 +241,8 @@ def run_one(
         else None,
         # the issue's measure, end to end: the caller keeps pushing, no chunk is waited for (timed run, CUDA events)
         "piped_fps": out["piped_fps"],
+        "piped_open_fps": out["piped_open_fps"],  # the earlier sessions' piped (see once())
+        "piped_lag": lag,
         "steady_dit_s": sum(c.dit_s for c in steady) / len(steady) if steady else None,
         "steady_decode_s": sum(c.decode_s for c in steady) / len(steady) if steady else None,
         "chunks": [{**c.__dict__, "latents": list(c.latents), "frames": list(c.frames)} for c in chunks],
@@ -613,6 +636,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--kv-lean", action="store_true", help="the same as --kv-layout lean (earlier runs' flag)")
     p.add_argument("--check", action="store_true", help="first compare flex and dense on one DiT call")
     p.add_argument("--quick", action="store_true", help="one pass: no warm-up, chunk timings in the timed run")
+    p.add_argument(
+        "--lag",
+        type=int,
+        default=2,
+        help="the piped run reads each output back at most LAG pushes later (0: never, the sessions before the "
+        "fifth of 2026-11-27; their piped figure is the JSON's piped_open_fps)",
+    )
     p.add_argument("--fp8", action="store_true", help="lever: FP8 e4m3 linears in the DiT blocks (row 'BACKEND+fp8')")
     p.add_argument(
         "--compile-blocks",
@@ -730,7 +760,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for backend, variant, kernel_options, flex_mode in runs:
                     attn_mod.set_flex_options(kernel_options, flex_mode)
                     try:
-                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace)
+                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace, args.lag)
                         if r.get("mem_trace"):
                             print_attribution(_label(backend, lever, variant), r["mem_trace"])
                         if args.profile > 0:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from streamvsr.errors import ModelError
+from streamvsr.errors import InputError, ModelError
 from streamvsr.models.flashvsr.config import SIZES
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
@@ -264,6 +265,26 @@ def test_streams_are_off_without_cuda(up: FlashVSRUpscaler) -> None:
         cpu.stream_priority = "fast"
     with pytest.raises(ModelError, match="kv_layout"):
         FlashVSRUpscaler(up.dit, up.lq_proj, up.decoder, TINY, kv_layout="ring")
+
+
+@pytest.mark.parametrize("lq_upsample", ["torch", "pillow"])
+def test_uint8_frames_give_the_rounded_float_frames(lq_upsample: str) -> None:
+    """8-bit video pushed as integers (spec.uint8_io) gives, as uint8, exactly the float path's frames rounded
+    the way the CLI rounds them (run.to_array), and frame counts match."""
+    from streamvsr.pipeline.run import to_array, to_tensor
+
+    torch.manual_seed(5)
+    u8 = [np.random.default_rng(i).integers(0, 256, (LR, LR, 3), dtype=np.uint8) for i in range(30)]
+    up = FlashVSRUpscaler.from_config(TINY, seed=0, lq_upsample=lq_upsample)
+    assert up.spec.uint8_io
+    ref = Engine(up).run(to_tensor(u8), chunk=8)  # float frames in [0, 1], as the CLI made them until now
+    got = Engine(up).run(to_tensor(u8, integer=True), chunk=8)
+    assert got.dtype == torch.uint8 and got.shape == ref.shape
+    assert np.array_equal(got.permute(0, 2, 3, 1).numpy(), to_array(ref, np.uint8))
+    with pytest.raises(InputError, match="dtype changed"):
+        up.push(to_tensor(u8[:8], integer=True))
+        up.push(to_tensor(u8[8:16]))
+    up.reset()
 
 
 @pytest.mark.parametrize("layout", ["shared", "spare", "lean"])

@@ -445,8 +445,15 @@ class FlashVSRUpscaler:
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
         if self.device.type == "cpu" and cpu_bf16_native():
             dtypes = (torch.bfloat16, torch.float32)
+        # uint8_io: 8-bit video arrives as integers (4x fewer bytes to the device, no float conversion on the host;
+        # the official upsampling works on uint8 anyway) and leaves rounded to uint8 on the device
         self.spec = ModelSpec(
-            name=name, scale=SCALE, latency=self.max_lookahead, multiple=block_px // SCALE, dtypes=dtypes
+            name=name,
+            scale=SCALE,
+            latency=self.max_lookahead,
+            multiple=block_px // SCALE,
+            dtypes=dtypes,
+            uint8_io=True,
         )
         self._state: DiTState | None = None
         self.streams = streams
@@ -545,6 +552,7 @@ class FlashVSRUpscaler:
         self._gen: torch.Generator | None = None
         self._noise: torch.Tensor | None = None  # official whole-video noise
         self._state = None  # time embedding + cross-attention K/V, recomputed per stream (cheap)
+        self._uint8: bool | None = None  # the stream's frames are torch.uint8 (then so are its outputs)
 
     @torch.inference_mode()
     def push(self, frames: torch.Tensor) -> torch.Tensor:
@@ -556,6 +564,11 @@ class FlashVSRUpscaler:
         m = self.spec.multiple
         if h % m or w % m:
             raise InputError(f"FlashVSR needs input sizes that are multiples of {m}, got {w}x{h} (pad first)")
+        u8 = frames.dtype == torch.uint8
+        if self._uint8 is None:
+            self._uint8 = u8
+        elif self._uint8 != u8:
+            raise InputError(f"frame dtype changed mid-stream: got {frames.dtype}")
         if self._size is None:
             self._size = (h, w)
         elif self._size != (h, w):
@@ -620,27 +633,34 @@ class FlashVSRUpscaler:
         return out
 
     def _empty(self) -> torch.Tensor:
+        dtype = torch.uint8 if self._uint8 else None
         if self._size is None:
-            return torch.empty(0, 3, 0, 0, device=self.device)
+            return torch.empty(0, 3, 0, 0, device=self.device, dtype=dtype)
         h, w = self._size
-        return torch.empty(0, 3, h * SCALE, w * SCALE, device=self.device)
+        return torch.empty(0, 3, h * SCALE, w * SCALE, device=self.device, dtype=dtype)
 
     def _upsample(self, frames: torch.Tensor) -> torch.Tensor:
-        """(T, 3, h, w) [0, 1] -> (T, 3, 4h, 4w) in [-1, 1], ``hr_dtype``, on the run's device."""
+        """(T, 3, h, w) [0, 1] (or uint8 0..255) -> (T, 3, 4h, 4w) in [-1, 1], ``hr_dtype``, on the run's device."""
+        integer = frames.dtype == torch.uint8
         if self.lq_upsample == "pillow":
             from streamvsr.ops.resize import pillow_bicubic_uint8, resize_pillow_bicubic
 
             size = (frames.shape[-2] * SCALE, frames.shape[-1] * SCALE)
+            dev = self.device if self.pillow_on_device else torch.device("cpu")
+            if integer:
+                u8 = frames.detach().to(dev)
+            else:
+                u8 = frames.detach().to(dev).float().clamp(0, 1).mul(255).round().to(torch.uint8)
             if self.pillow_on_device:  # bit-exact integer version on the GPU: no CPU round trip
-                u8 = frames.detach().to(self.device).float().clamp(0, 1).mul(255).round().to(torch.uint8)
                 x = pillow_bicubic_uint8(u8, size).float().div(255.0)
             else:  # Pillow itself (faster than the tensor version on a CPU)
-                u8 = frames.detach().float().clamp(0, 1).mul(255).round().to("cpu", torch.uint8)
                 u8 = u8.permute(0, 2, 3, 1).numpy()
                 up = np.stack([resize_pillow_bicubic(np.ascontiguousarray(f), size) for f in u8])
                 x = torch.from_numpy(up).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
         else:
-            x = F.interpolate(frames.to(self.device, torch.float32), scale_factor=SCALE, mode="bicubic")
+            x = frames.to(self.device)
+            x = x.float().mul_(1.0 / 255) if integer else x.to(torch.float32)  # as run.to_tensor scales 8-bit video
+            x = F.interpolate(x, scale_factor=SCALE, mode="bicubic")
             x = x.clamp(0, 1)
         return (x * 2 - 1).to(self.hr_dtype)
 
@@ -746,6 +766,8 @@ class FlashVSRUpscaler:
                 raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
             out = self._color(out, ref[0].transpose(0, 1))
             out = ((out.float() + 1) * 0.5).clamp_(0, 1)
+            if self._uint8:  # rounded as run.to_array rounds float frames: x * 255 + 0.5, clamped, truncated
+                out = out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
         for i in range(s, e):  # these frames are not needed any more
             self._hr.pop(i, None)
         self._sync()
