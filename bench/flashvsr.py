@@ -29,7 +29,8 @@ with one free slot, :class:`~streamvsr.models.flashvsr.attention.SharedKVCache`:
 the lean cache's memory; the pipeline's default since the session of 2026-11-27, fifth), ``pwork`` / ``pdec`` (with
 ``streams``: the DiT's or the decoder's CUDA stream at a higher priority), ``ropestack`` (RoPE written as Wan
 writes it, :func:`~streamvsr.models.flashvsr.dit.apply_rope_stacked`; the library's form since the fifth session
-of 2026-11-27 is one expression), ``crelu`` and ``otaps`` (the TCDecoder's
+of 2026-11-27 is one expression), ``kthv`` (the LCSA threshold through ``torch.kthvalue``:
+``attention.KTH_BY_KTHVALUE``), ``crelu`` and ``otaps`` (the TCDecoder's
 convolution + ReLU pairs as one cuDNN op, and its last convolution as a GEMM plus a shifted sum:
 ``TCDecoder.fused_conv_relu`` / ``out_by_taps``), ``mrelu`` (the same fused op for the first two convolutions of
 every MemBlock: ``TCDecoder.fused_memblocks``). The upscaler itself runs ``epi`` (CUDA, bf16), ``tail`` and the
@@ -48,7 +49,7 @@ recorded after the pushes, ``lag`` pushes after call 0's and ``lag`` pushes befo
 ahead of the GPU is the same at both ends. Until the fifth session of 2026-11-27 nothing was read back and the
 window ran from call 0's event to the last one (``piped_open_fps`` in the JSON, ``--lag 0``): once the DiT's stream
 had the higher priority, the DiT ran chunks ahead while call 0's decode waited, and that window left their time out
-(62 to 63 "FPS" over 97 frames where 481 frames gave 57). Use 161 frames or more.
+(62.3 to 62.7 "FPS" over 97 frames where 481 frames gave 57.1 on an H100). Use 161 frames or more.
 
 Every lever but the baseline first reports the PSNR of its output against the plain model on the same
 clip (``psnr_vs_bf16_db``; ``fp8_psnr_db`` for FP8 levers), before its timed runs.
@@ -409,6 +410,7 @@ LEVER_PARTS = (
     "mrelu",
     "rope32",
     "ropestack",
+    "kthv",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -552,6 +554,7 @@ class _LeverState:
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
         # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
+        attn_mod.KTH_BY_KTHVALUE = "kthv" in parts  # the LCSA threshold through torch.kthvalue
 
     def close(self) -> None:
         """Undo the compile levers."""

@@ -295,8 +295,8 @@ def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device
     its GELU in the GEMM's epilogue (:func:`~streamvsr.models.flashvsr.fused.fuse_ffn_gelu`; +1.6 to 1.9% piped on
     an H200, 2026-11-27; rounded once instead of twice) and RoPE's math in float32 (:attr:`WanDiT.rope_fp32_for_half`:
     q and k are rounded to 16 bits afterwards; with RoPE as one expression the compiled projection step took 0.315
-    instead of 0.385 ms per layer at 768x1408 on an H100, +1.7% and +0.7% piped, fifth session of 2026-11-27); and
-    the FlexAttention
+    instead of 0.385 ms per layer at 768x1408 on an H100, +1.1% and +1.4% piped at 768x1408 and 1080p, fifth session
+    of 2026-11-27); and the FlexAttention
     options of :func:`pipeline_flex_options`, unless the caller chose the process's FlexAttention options itself
     (:func:`~streamvsr.models.flashvsr.attention.set_flex_options`). Options that an earlier upscaler of the
     process chose are replaced (the options are per process, the best tiles per head size)."""
@@ -356,9 +356,9 @@ class FlashVSRUpscaler:
     caller's current stream when ``push`` returns it. Ignored off CUDA.
     stream_priority: with streams, which one the GPU serves first: "work" (default), "decode" or "none". With the
     DiT's stream first, the decoder's kernels fill the SMs that the DiT's narrow kernels (the top-k, the norms, the
-    attention's last wave) leave idle: on an H100 the piped rate went from 58.11 to 63.17 FPS at 768x1408 and from
-    28.47 to 30.36 at 1080p, against 57.07 and 27.79 with the decoder first (docs/performance.md, fifth session of
-    2026-11-27).
+    attention's last wave) leave idle: on an H100 the piped rate (a caller reading outputs back two pushes later,
+    241 frames) went from 56.51 to 57.31 FPS at 768x1408 and from 27.74 to 28.02 at 1080p (docs/performance.md,
+    fifth session of 2026-11-27).
     """
 
     def __init__(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -125,11 +125,17 @@ def causal_window_visibility(
     return first | later
 
 
+KTH_BY_KTHVALUE = False  # kth_largest through torch.kthvalue instead of an unsorted top-k (benchmark lever "kthv")
+
+
 def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th largest value along the last dim, keepdim: (..., n) -> (..., 1).
 
     The smallest of the k largest values is the k-th largest, ties included, so the top k need no sort
-    (a sorted top-k of thousands of values per row costs a segmented sort on the GPU)."""
+    (a sorted top-k of thousands of values per row costs a segmented sort on the GPU). With
+    :data:`KTH_BY_KTHVALUE`, the (n - k + 1)-th smallest from ``torch.kthvalue`` (the same value)."""
+    if KTH_BY_KTHVALUE:
+        return torch.kthvalue(x, x.shape[-1] - k + 1, dim=-1, keepdim=True).values
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
@@ -170,6 +176,20 @@ class SparsePlan:
     local: torch.Tensor | None  # (nb, nb) bool, None = no local constraint
     sparse: bool
     backend: str  # "dense" | "flex" | "full"
+    # the local mask as an additive score bias per (query windows, key windows), built once per plan: every layer
+    # of a forward shares it (a plan lives for one forward)
+    biases: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
+
+    def local_bias(self, nqw: int, nkw: int, device: torch.device) -> torch.Tensor:
+        """(nqw*nb, nkw*nb) float32: 0 where the local mask keeps a block pair, -inf elsewhere."""
+        bias = self.biases.get((nqw, nkw))
+        if bias is None:
+            nq, nk = nqw * self.nb, nkw * self.nb
+            bias = torch.zeros(nq, nk, dtype=torch.float32, device=device)
+            if self.local is not None:
+                bias.masked_fill_(~self.local.to(device).repeat(nqw, nkw), float("-inf"))
+            self.biases[(nqw, nkw)] = bias
+        return bias
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -217,12 +237,10 @@ def select_blocks(
         m = vis.repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
         return m[None, None].expand(B, H, Nq, Nk)
     scores = torch.einsum("bhqd,bhkd->bhqk", q_means, k_means) / math.sqrt(d)  # working dtype
-    bias = torch.zeros(Nq, Nk, dtype=torch.float32, device=q_means.device)
-    local = plan.local.to(q_means.device).repeat(nqw, nkw)  # (Nq, Nk)
-    bias.masked_fill_(~local, float("-inf"))
+    bias = plan.local_bias(nqw, nkw, q_means.device)  # (Nq, Nk), shared by the forward's layers
     if window_visible is not None:
         wv = window_visible.to(q_means.device).repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
-        bias.masked_fill_(~wv, float("-inf"))
+        bias = bias.masked_fill(~wv, float("-inf"))
     probs = torch.softmax(scores.float() + bias, dim=-1)
     return topk_select(probs, plan.nb, plan.topk, window_visible)
 
