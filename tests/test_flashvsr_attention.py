@@ -281,6 +281,9 @@ def test_shared_kv_cache_steady_calls_are_views_but_where_the_ring_wraps() -> No
     # in a steady call at most the one layer whose W + 1 slots straddle the ring's end gets a copy
     steady = 2 * (L * W + 1) - 1
     assert steady // 2 < copies <= steady
+    k = torch.randn(1, 1, 2 * per, 4)  # another frame size mid-stream
+    with pytest.raises(ValueError, match="window size changed"):
+        cache.append(0, k, k, block_means(k, 128), 1)
 
 
 @pytest.mark.gpu

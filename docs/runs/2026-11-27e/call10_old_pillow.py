@@ -1,3 +1,4 @@
+# ruff: noqa  (a run record: exec()uted into the module namespace of streamvsr.ops.resize, whose names it uses)
 # the LQ upsampling on the device before the fifth session of 2026-11-27 (one frame at a time, the taps gathered
 # into one int32 tensor), for the A/B of call 10: exec()uted into streamvsr.ops.resize
 def _pillow_pass(x: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:
@@ -27,4 +28,3 @@ def pillow_bicubic_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
             y = _pillow_pass(y.transpose(-1, -2), h, oh).transpose(-1, -2)  # (C, oh, ow)
         out[i] = y
     return out.reshape(*x.shape[:-2], oh, ow)
-

@@ -494,6 +494,17 @@ def lcsa_attention(
 # ----------------------------------------------------------------------------------------------
 
 
+def _copy_window(
+    rings: tuple[torch.Tensor, ...], per: tuple[int, ...], slot: int, src: tuple[torch.Tensor, ...], j: int, n: int
+) -> None:
+    """Window j of the n-window tensors ``src`` into window slot ``slot`` of the ring tensors ``rings`` (dim 2), whose
+    windows are ``per`` rows long."""
+    for ring, x, p in zip(rings, src, per, strict=True):
+        if x.shape[2] // n != p:
+            raise ValueError("KV cache window size changed mid-stream (reset the cache for a new size)")
+        ring[:, :, slot * p : (slot + 1) * p] = x[:, :, j * p : (j + 1) * p]
+
+
 class KVCache:
     """Per-layer post-RoPE K, V (and K block means) of the last ``max_windows`` temporal windows.
 
@@ -548,15 +559,9 @@ class KVCache:
 
     def _write(self, layer: int, slot: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, j: int, n: int) -> None:
         """Copy window j of the n-window tensors k, v, m into ``slot``."""
-        per, per_m = k.shape[2] // n, m.shape[2] // n
         cap = self._cap[layer]
-        rk, rv, rm = self._k[layer], self._v[layer], self._m[layer]
-        rp, rpm = rk.shape[2] // cap, rm.shape[2] // cap  # type: ignore[union-attr]
-        if (rp, rpm) != (per, per_m):
-            raise ValueError("KV cache window size changed mid-stream (reset the cache for a new size)")
-        rk[:, :, slot * rp : (slot + 1) * rp] = k[:, :, j * per : (j + 1) * per]  # type: ignore[index]
-        rv[:, :, slot * rp : (slot + 1) * rp] = v[:, :, j * per : (j + 1) * per]  # type: ignore[index]
-        rm[:, :, slot * rpm : (slot + 1) * rpm] = m[:, :, j * per_m : (j + 1) * per_m]  # type: ignore[index]
+        rings = (self._k[layer], self._v[layer], self._m[layer])
+        _copy_window(rings, tuple(t.shape[2] // cap for t in rings), slot, (k, v, m), j, n)  # type: ignore[union-attr]
 
     def append(
         self,
@@ -711,13 +716,10 @@ class SharedKVCache:
             t[:, :, d * p : (d + 1) * p] = t[:, :, s * p : (s + 1) * p]  # type: ignore[index]
 
     def _write(self, slot: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, j: int, n: int) -> None:
-        """Window j of the n-window tensors k, v, m into ``slot``."""
+        """Window j of the n-window tensors k, v, m into ``slot`` (mod the ring)."""
         per, per_m = self._per
-        if (k.shape[2] // n, m.shape[2] // n) != (per, per_m):
-            raise ValueError("KV cache window size changed mid-stream (reset the cache for a new size)")
-        s = slot % self.slots
-        for t, x, p in ((self._k, k, per), (self._v, v, per), (self._m, m, per_m)):
-            t[:, :, s * p : (s + 1) * p] = x[:, :, j * p : (j + 1) * p]  # type: ignore[index]
+        rings = (self._k, self._v, self._m)
+        _copy_window(rings, (per, per, per_m), slot % self.slots, (k, v, m), j, n)  # type: ignore[arg-type]
 
     def append(
         self,
