@@ -28,8 +28,10 @@ class ModelSpec:
     dtypes:   compute dtypes the model supports, preferred first.
     uint8_io: the model also works on integers: pushed ``torch.uint8`` frames (0..255), it returns
               ``torch.uint8`` frames, the same values the float path gives after rounding (a model that
-              only moves or copies pixels: identity, nearest-neighbour, crops). 8-bit video then skips
-              the uint8 -> float -> uint8 conversions, which on a CPU cost more than such a model.
+              only moves or copies pixels: identity, nearest-neighbour, crops; or one that converts on its
+              own device, as FlashVSR does). 8-bit video then skips the host's uint8 -> float -> uint8
+              conversions, which on a CPU cost more than such a model, and travels to a GPU in a quarter of
+              the bytes.
     host_input: ``push`` also takes frames in host (CPU) memory and moves them to its device itself, on
               its own CUDA stream. The engine then hands host frames over as they are: a copy on the
               caller's stream would wait behind the caller's work (e.g. reading the last output), and
