@@ -29,8 +29,7 @@ with one free slot, :class:`~streamvsr.models.flashvsr.attention.SharedKVCache`:
 the lean cache's memory; the pipeline's default since the session of 2026-11-27, fifth), ``pwork`` / ``pdec`` (with
 ``streams``: the DiT's or the decoder's CUDA stream at a higher priority), ``ropestack`` (RoPE written as Wan
 writes it, :func:`~streamvsr.models.flashvsr.dit.apply_rope_stacked`; the library's form since the fifth session
-of 2026-11-27 is one expression), ``kthv`` (the LCSA threshold through ``torch.kthvalue``:
-``attention.KTH_BY_KTHVALUE``), ``crelu`` and ``otaps`` (the TCDecoder's
+of 2026-11-27 is one expression), ``crelu`` and ``otaps`` (the TCDecoder's
 convolution + ReLU pairs as one cuDNN op, and its last convolution as a GEMM plus a shifted sum:
 ``TCDecoder.fused_conv_relu`` / ``out_by_taps``), ``mrelu`` (the same fused op for the first two convolutions of
 every MemBlock: ``TCDecoder.fused_memblocks``). The upscaler itself runs ``epi`` (CUDA, bf16), ``tail`` and the
@@ -410,7 +409,6 @@ LEVER_PARTS = (
     "mrelu",
     "rope32",
     "ropestack",
-    "kthv",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -554,7 +552,6 @@ class _LeverState:
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
         # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
-        attn_mod.KTH_BY_KTHVALUE = "kthv" in parts  # the LCSA threshold through torch.kthvalue
 
     def close(self) -> None:
         """Undo the compile levers."""

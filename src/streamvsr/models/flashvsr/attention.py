@@ -125,17 +125,12 @@ def causal_window_visibility(
     return first | later
 
 
-KTH_BY_KTHVALUE = False  # kth_largest through torch.kthvalue instead of an unsorted top-k (benchmark lever "kthv")
-
-
 def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th largest value along the last dim, keepdim: (..., n) -> (..., 1).
 
     The smallest of the k largest values is the k-th largest, ties included, so the top k need no sort
-    (a sorted top-k of thousands of values per row costs a segmented sort on the GPU). With
-    :data:`KTH_BY_KTHVALUE`, the (n - k + 1)-th smallest from ``torch.kthvalue`` (the same value)."""
-    if KTH_BY_KTHVALUE:
-        return torch.kthvalue(x, x.shape[-1] - k + 1, dim=-1, keepdim=True).values
+    (a sorted top-k of thousands of values per row costs a segmented sort on the GPU). ``torch.kthvalue`` gives
+    the same value but was slower at 1080p on an H100 (scripts/topk_micro.py, docs/performance.md)."""
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
@@ -710,10 +705,10 @@ class SharedKVCache:
         )
 
     def _copy_slot(self, dst: int, src: int) -> None:
+        """Slot ``src`` into slot ``dst`` (both mod the ring)."""
         per, per_m = self._per
-        d, s = dst % self.slots, src % self.slots
-        for t, p in ((self._k, per), (self._v, per), (self._m, per_m)):
-            t[:, :, d * p : (d + 1) * p] = t[:, :, s * p : (s + 1) * p]  # type: ignore[index]
+        rings = (self._k, self._v, self._m)
+        _copy_window(rings, (per, per, per_m), dst % self.slots, rings, src % self.slots, self.slots)  # type: ignore[arg-type]
 
     def _write(self, slot: int, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor, j: int, n: int) -> None:
         """Window j of the n-window tensors k, v, m into ``slot`` (mod the ring)."""
