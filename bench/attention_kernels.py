@@ -15,6 +15,8 @@ are kept differs). Variants:
 - ``cudnn``: cuDNN frontend's block-sparse attention (``nvidia-cudnn-frontend``, CuTe DSL; SM90) over the
   same two pieces, merged the same way; ``cudnn-one`` and ``flex-one``: one call over the concatenated keys.
 - ``deq``: the model's bf16 path on the dequantised FP8 inputs (the quantisation error alone).
+- ``flex-presorted`` / ``flex-ascending``: ``flex-one`` on each head's query blocks already sorted by their count of
+  selected key blocks, most / fewest first (the kernel's thread blocks start in launch order).
 
 Each variant runs with each ``--flex-variants`` kernel option set. Error: SNR in dB of the output against the
 model's bf16 path on the same inputs.
@@ -159,6 +161,19 @@ def cudnn_pieces(q, ks, vs, bm, block):  # noqa: ANN001, ANN201 - bench helper
     return A.merge_partial_attention(outs, lses)
 
 
+def sort_query_blocks(
+    q: torch.Tensor, bm: torch.Tensor, block: int, descending: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q (B, H, L, d) and bm (B, H, Nq, Nk) with each head's query blocks in order of their key-block
+    count; also the order (B, H, Nq) int64 (sorted position -> original query block)."""
+    B, H, L, d = q.shape
+    nq = L // block
+    order = torch.argsort(bm.sum(-1, dtype=torch.int32), dim=-1, descending=descending, stable=True)
+    qs = torch.gather(q.reshape(B, H, nq, block * d), 2, order[..., None].expand(B, H, nq, block * d))
+    bms = torch.gather(bm, 2, order[..., None].expand(B, H, nq, bm.shape[-1]))
+    return qs.reshape(B, H, L, d), bms, order
+
+
 def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     err = (x.float() - ref.float()).pow(2).sum()
     return float(10 * torch.log10(ref.float().pow(2).sum() / err.clamp_min(1e-30)))
@@ -179,6 +194,15 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
     k_all = torch.cat([kr, kn], dim=2)
     bm = A.select_blocks(A.block_means(q, plan.block), A.block_means(k_all, plan.block), plan, vis)
     pairs = int(bm.sum())
+    counts = bm.sum(-1).float()
+    print(
+        f"{out_h}x{out_w}: key blocks per query block min {counts.min():.0f} mean {counts.mean():.1f} "
+        f"max {counts.max():.0f} (of {bm.shape[-1]})",
+        flush=True,
+    )
+    v_all = torch.cat([vr, vn], dim=2)
+    q_desc, bm_desc, order_desc = sort_query_blocks(q, bm, plan.block, descending=True)
+    q_asc, bm_asc, _ = sort_query_blocks(q, bm, plan.block, descending=False)
     flop = pairs * 4 * plan.block * plan.block * d
     ref = A.flex_block_attention_pieces(q, (kr, kn), (vr, vn), bm, plan.block).float()  # the model's bf16 path
     q8, qs = quantize_per_head(q)
@@ -196,7 +220,9 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
         ),
         "cudnn": functools.partial(cudnn_pieces, q, (kr, kn), (vr, vn), bm, plan.block),
         "cudnn-one": functools.partial(cudnn_block_attention, q, k_all, torch.cat([vr, vn], dim=2), bm, plan.block),
-        "flex-one": functools.partial(A.flex_block_attention, q, k_all, torch.cat([vr, vn], dim=2), bm, plan.block),
+        "flex-one": functools.partial(A.flex_block_attention, q, k_all, v_all, bm, plan.block),
+        "flex-presorted": functools.partial(A.flex_block_attention, q_desc, k_all, v_all, bm_desc, plan.block),
+        "flex-ascending": functools.partial(A.flex_block_attention, q_asc, k_all, v_all, bm_asc, plan.block),
         "deq": functools.partial(
             dequant_pieces, q8, qs, (k8r, k8n), (ksr, ksn), (v8r, v8n), (vsr, vsn), bm, plan.block
         ),
@@ -212,7 +238,11 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
             try:
                 out = calls[var]()
                 torch.cuda.synchronize()
-                row["snr_db"] = snr_db(out, ref)
+                if var == "flex-presorted":  # back to the original order to compare
+                    B, H, L, d = out.shape
+                    inv = torch.argsort(order_desc, dim=-1)[..., None].expand(B, H, L // plan.block, plan.block * d)
+                    out = torch.gather(out.reshape(B, H, -1, plan.block * d), 2, inv).reshape(B, H, L, d)
+                row["snr_db"] = snr_db(out, ref) if var != "flex-ascending" else None
                 ms = timed(calls[var], a.iters, warmup=3) * 1e3
                 row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
             except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
@@ -245,6 +275,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "cudnn",
         "cudnn-one",
         "flex-one",
+        "flex-presorted",
+        "flex-ascending",
     }
     if unknown:
         p.error(f"unknown variants: {sorted(unknown)}")
@@ -261,7 +293,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             continue
         print(
             f"{r['size']:>10} {r['variant']:>6} {r['flex']:>14} {r['ms']:7.3f} {r['ms_per_chunk_30_layers']:7.1f}"
-            f" {r['tflops']:8.1f} {r['snr_db']:7.2f}"
+            f" {r['tflops']:8.1f} {r['snr_db'] if r['snr_db'] is not None else float('nan'):7.2f}"
         )
     if a.json:
         meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name()}

@@ -38,7 +38,10 @@ decoder's fused ops (CUDA, bf16, official width), the shared KV ring, the DiT's 
 ``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32`` (with ``--compile``; ``proj`` since
 the third session of 2026-11-27, the decoder's three for decoders of the official width since the fourth, ``ring``,
 ``pwork`` and ``rope32`` since the fifth). ``--kv-layout`` only sets the cache of levers without ``ring`` or
-``spare``.
+``spare``. ``means`` (the block means of q and k from the compiled projection step:
+``WanDiT.block_means_in_pre``) and ``vorder`` (each window's blocks fewest visible key blocks first, so the
+attention kernel starts the long query blocks first: :func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`)
+are the sixth session's.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -49,6 +52,10 @@ ahead of the GPU is the same at both ends. Until the fifth session of 2026-11-27
 window ran from call 0's event to the last one (``piped_open_fps`` in the JSON, ``--lag 0``): once the DiT's stream
 had the higher priority, the DiT ran chunks ahead while call 0's decode waited, and that window left their time out
 (62.3 to 62.7 "FPS" over 97 frames where 481 frames gave 57.1 on an H100). Use 161 frames or more.
+Beside them, per steady push of that window, the host's time inside ``push()`` and waiting for the output
+(``host_push_ms``, ``host_wait_ms``), and one steady push alone on an idle GPU (``launch_ms``: the host's time to
+launch it; ``push_alone_ms``: until the GPU has done it). Where the launch takes as long as the push alone, the
+host limits the rate.
 
 Every lever but the baseline first reports the PSNR of its output against the plain model on the same
 clip (``psnr_vs_bf16_db``; ``fp8_psnr_db`` for FP8 levers), before its timed runs.
@@ -60,6 +67,7 @@ import argparse
 import contextlib
 import json
 import math
+import statistics
 import sys
 import time
 import traceback
@@ -162,13 +170,17 @@ def run_one(
         n_out, finite, hw = 0, torch.ones((), dtype=torch.bool, device=device), None
         marks: list[tuple[int, torch.cuda.Event]] = []  # (frames, event after them) per push with outputs
         peak_call0 = None
+        host: list[tuple[float, float]] = []  # per push with outputs: (host s inside push(), host s waiting after)
 
         def stream():  # noqa: ANN202 - one chunk at a time, then the flush
             for i in range(0, x.shape[0], 8):
-                yield engine.push(x[i : i + 8]), True
-            yield engine.flush(), False
+                t = time.perf_counter()
+                out = engine.push(x[i : i + 8])
+                yield out, time.perf_counter() - t
+            yield engine.flush(), None
 
-        for out, pushed in stream():
+        for out, push_s in stream():
+            pushed = push_s is not None
             if split_peak and peak_call0 is None and out.shape[0] and device.type == "cuda":
                 peak_call0 = torch.cuda.max_memory_allocated()
                 torch.cuda.reset_peak_memory_stats()
@@ -178,8 +190,10 @@ def run_one(
             if pushed and out.shape[0] and device.type == "cuda" and not record:
                 marks.append((out.shape[0], torch.cuda.Event(enable_timing=True)))
                 marks[-1][1].record()
+                t = time.perf_counter()
                 if lag and len(marks) > lag:  # a caller that reads each output back at most `lag` pushes later
                     marks[-1 - lag][1].synchronize()
+                host.append((push_s, time.perf_counter() - t))
         if device.type == "cuda":
             torch.cuda.synchronize()
         # pipelined throughput between two steady marks (events after the pushes with outputs): from the mark
@@ -193,6 +207,10 @@ def run_one(
             piped_open = sum(n for n, _ in marks[1:]) / (marks[0][1].elapsed_time(marks[-1][1]) / 1000)
         if not lag:
             piped = piped_open
+        # the host's share of the same window: if the pushes alone take as long as the GPU, the host limits
+        steady_host = host[a + 1 : b + 1] if lag and b > a else host[1:]
+        host_push_ms = 1e3 * sum(p for p, _ in steady_host) / len(steady_host) if steady_host else None
+        host_wait_ms = 1e3 * sum(w for _, w in steady_host) / len(steady_host) if steady_host else None
         info = {
             "frames_out": n_out,
             "finite": bool(finite),
@@ -200,6 +218,8 @@ def run_one(
             "piped_fps": piped,
             "piped_open_fps": piped_open,
             "peak_call0": peak_call0,
+            "host_push_ms": host_push_ms,
+            "host_wait_ms": host_wait_ms,
         }
         return time.perf_counter() - t0, info
 
@@ -213,6 +233,22 @@ def run_one(
     peak_steady = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
     if not quick:  # per-chunk timings in a second pass (syncing per chunk perturbs the overlap slightly)
         once(lr, record=True)
+    launch_ms = alone_ms = None
+    if not quick and device.type == "cuda":  # each steady push alone on an idle GPU: host launch time against all
+        upscaler.on_chunk = None
+        launch, alone = [], []
+        for i in range(0, min(frames, 121) - 7, 8):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            engine.push(lr[i : i + 8])
+            t1 = time.perf_counter()
+            torch.cuda.synchronize()
+            if i >= 40:  # steady pushes only (call 0 is the fourth push)
+                launch.append(t1 - t0)
+                alone.append(time.perf_counter() - t0)
+        engine.flush()
+        if launch:
+            launch_ms, alone_ms = 1e3 * statistics.median(launch), 1e3 * statistics.median(alone)
     trace = None
     if mem_trace and device.type == "cuda":  # one more pass with the allocator's history: what the peak holds
         trace = peak_attribution(lambda: once(lr, record=False))
@@ -243,6 +279,13 @@ def run_one(
         "piped_fps": out["piped_fps"],
         "piped_open_fps": out["piped_open_fps"],  # the earlier sessions' piped (see once())
         "piped_lag": lag,
+        # per steady push in the piped window: host time inside push() (launching; it also waits where the model
+        # syncs) and host time waiting for the output `lag` pushes back (the GPU is the limit where this is > 0)
+        "host_push_ms": out["host_push_ms"],
+        "host_wait_ms": out["host_wait_ms"],
+        # one steady push on an idle GPU (median): the host's time to launch it, and until the GPU has done it
+        "launch_ms": launch_ms,
+        "push_alone_ms": alone_ms,
         "steady_dit_s": sum(c.dit_s for c in steady) / len(steady) if steady else None,
         "steady_decode_s": sum(c.decode_s for c in steady) / len(steady) if steady else None,
         "chunks": [{**c.__dict__, "latents": list(c.latents), "frames": list(c.frames)} for c in chunks],
@@ -317,6 +360,23 @@ def profile_steady(
         kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
     top = sorted(rows, key=lambda r: -r[1])[:15]
     by_op: dict[tuple[str, str, str], list] = {}  # (op, parent op, kernel kind) -> [ms, kernels, shapes]
+    busy_ms = span_ms = None
+    if cuda:  # the GPU's busy time: the union of all kernels' intervals (streams overlap), against their span
+        spans = sorted(
+            (e.time_range.start, e.time_range.end)
+            for e in prof.events()
+            if str(e.device_type) == "DeviceType.CUDA" and e.time_range.end > e.time_range.start
+        )
+        busy, cur_a, cur_b = 0.0, None, None
+        for a, b in spans:
+            if cur_b is None or a > cur_b:
+                busy += 0.0 if cur_b is None else cur_b - cur_a
+                cur_a, cur_b = a, b
+            else:
+                cur_b = max(cur_b, b)
+        if cur_b is not None:
+            busy += cur_b - cur_a
+            busy_ms, span_ms = busy / 1e3 / chunks, (spans[-1][1] - spans[0][0]) / 1e3 / chunks
     if cuda:
         for e in prof.events():
             if not e.kernels or str(e.device_type) != "DeviceType.CPU":
@@ -331,6 +391,8 @@ def profile_steady(
         "cuda": cuda,
         "ms_per_chunk": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
         "total_ms_per_chunk": sum(kinds.values()),
+        "gpu_busy_ms_per_chunk": busy_ms,  # union of kernel intervals
+        "gpu_span_ms_per_chunk": span_ms,  # first kernel's start to last kernel's end
         "top": [{"name": n[:120], "ms_per_chunk": ms, "calls_per_chunk": c} for n, ms, c in top],
         "by_op": [
             {"op": k[0], "parent": k[1], "kind": k[2], "ms_per_chunk": v[0], "kernels_per_chunk": v[1], "shapes": v[2]}
@@ -339,9 +401,52 @@ def profile_steady(
     }
 
 
+def host_profile_steady(
+    up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, n: int
+) -> str:
+    """cProfile of the host over ``n`` steady 8-frame pushes (the GPU keeps running; no sync inside): where the
+    Python time of a push goes. cProfile's own overhead inflates Python-heavy functions; read the shares."""
+    import cProfile
+    import io
+    import pstats
+
+    h, w = out_hw
+    lr = torch.rand(41 + 8 * n, 3, math.ceil(h / 4), math.ceil(w / 4))
+    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
+    up.on_chunk = None
+    engine = Engine(up, device=device)
+    for i in (0, 25, 33):  # the first call (25 frames) and two steady ones
+        engine.push(lr[i : i + (25 if i == 0 else 8)])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for i in range(n):
+        engine.push(lr[41 + 8 * i : 49 + 8 * i])
+    prof.disable()
+    wall = time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    engine.flush()
+    up.reset()
+    buf = io.StringIO()
+    buf.write(f"host profile: {n} steady pushes, {1e3 * wall / n:.1f} ms per push under cProfile\n")
+    st = pstats.Stats(prof, stream=buf)
+    st.sort_stats("tottime").print_stats(35)
+    st.sort_stats("cumulative").print_stats(45)
+    return buf.getvalue()
+
+
 def _print_profile(label: str, prof: dict) -> None:
     what = "GPU kernel" if prof["cuda"] else "op"
     print(f"{label}: {what} time per steady chunk {prof['total_ms_per_chunk']:.1f} ms", flush=True)
+    if prof.get("gpu_busy_ms_per_chunk") is not None:
+        print(
+            f"  GPU busy (union of kernels) {prof['gpu_busy_ms_per_chunk']:.1f} ms of a span of "
+            f"{prof['gpu_span_ms_per_chunk']:.1f} ms per chunk",
+            flush=True,
+        )
     for kind, ms in prof["ms_per_chunk"].items():
         print(f"  {kind:<16}{ms:9.2f} ms", flush=True)
     for t in prof["top"]:
@@ -409,6 +514,8 @@ LEVER_PARTS = (
     "mrelu",
     "rope32",
     "ropestack",
+    "means",
+    "vorder",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -483,6 +590,7 @@ class _LeverState:
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
+        self.block_order = attn_mod.get_flex_block_order()  # restored by close()
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -552,13 +660,17 @@ class _LeverState:
         self.up.dit.rope_fp32_for_half = "rope32" in parts  # the tables' dtype changes: compiled parts recompile
         # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
+        self.up.dit.block_means_in_pre = "means" in parts  # pre's graph changes: the compiled blocks recompile
+        attn_mod.set_flex_block_order("vorder" in parts)  # a window's blocks fewest visible key blocks first
 
     def close(self) -> None:
-        """Undo the compile levers."""
+        """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
         for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
             if handle is not None:
                 handle.undo()
         self.compiled = self.compiled_dec = self.compiled_proj = None
+        dit_mod.apply_rope = _APPLY_ROPE
+        attn_mod.set_flex_block_order(self.block_order)
 
     def info(self, lever: str) -> dict:
         d: dict = {"lever": lever}
@@ -681,6 +793,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metavar="N",
         help="after each timed run, profile N steady chunks (torch.profiler): time per kind of kernel, the top 15",
     )
+    p.add_argument(
+        "--host-profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each timed run, cProfile the host over N steady pushes (Python time by function)",
+    )
     args = p.parse_args(argv)
     if args.kv_lean:
         args.kv_layout = "lean"
@@ -766,6 +885,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         if args.profile > 0:
                             r["profile"] = profile_steady(up, hw, backend, device, args.profile)
                             _print_profile(_label(backend, lever, variant), r["profile"])
+                        if args.host_profile > 0:
+                            r["host_profile"] = host_profile_steady(up, hw, backend, device, args.host_profile)
+                            print(r["host_profile"], flush=True)
                     except torch.OutOfMemoryError as e:  # report and go on
                         r = {"out_hw": list(hw), "backend": backend, "error": f"OOM: {str(e).splitlines()[0]}"}
                         torch.cuda.empty_cache()
@@ -830,7 +952,11 @@ def _row(r: dict) -> str:
         f" {_fmt(r.get('piped_fps'), '.2f')} piped),"
         f" call0 {_fmt(r['call0_s'], '.3f')} s,"
         f" steady chunk {_fmt(r['steady_chunk_s'], '.3f')} s, peak {_fmt(r['peak_mem_gb'], '.2f')} GiB,"
-        f" DiT {_fmt(r['dit_tflops_per_s'], '.1f')} TFLOP/s"
+        f" DiT {_fmt(r['dit_tflops_per_s'], '.1f')} TFLOP/s,"
+        f" host per push {_fmt(r.get('host_push_ms'), '.1f')} ms launching + {_fmt(r.get('host_wait_ms'), '.1f')} ms"
+        " waiting;"
+        f" a push alone {_fmt(r.get('launch_ms'), '.1f')} ms to launch,"
+        f" {_fmt(r.get('push_alone_ms'), '.1f')} ms to finish"
     )
     if r.get("psnr_vs_bf16_db") is not None:
         line += f", PSNR vs plain {r['psnr_vs_bf16_db']:.2f} dB"

@@ -175,6 +175,33 @@ def test_flex_equals_dense() -> None:
     assert torch.allclose(flex, dense, atol=1e-5)
 
 
+def test_flex_graphs_stay_under_dynamos_recompile_limit(monkeypatch) -> None:  # noqa: ANN001
+    """Past the limit Dynamo runs FlexAttention eagerly, whose eager path ignores the block lists (it attends
+    everywhere without a mask_mod): every new shape or layout of the compiled call raises the limit with it."""
+    import torch._dynamo
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+    from streamvsr.models.flashvsr import attention as A
+
+    q, k, v, bm = _random_case()
+    num, idx = A.block_lists(bm)
+    z = torch.zeros_like(num)
+    eager = flex_attention(q, k, v, block_mask=BlockMask.from_kv_blocks(z, torch.zeros_like(idx), num, idx, 128))
+    assert not torch.allclose(eager, dense_block_attention(q, k, v, bm), atol=1e-3)  # why the limit matters
+
+    monkeypatch.setattr(A, "_FLEX_GRAPHS", set())
+    monkeypatch.setattr(A, "_flex_fn", lambda compiled: lambda q, k, v, **kw: q)  # no kernel needed here
+    cfg = torch._dynamo.config
+    saved, cfg.recompile_limit = cfg.recompile_limit, 8
+    try:
+        for n in range(1, 21):
+            x = torch.randn(1, 1, 128 * n, 16)
+            flex_block_attention(x, x, x, torch.ones(1, 1, n, n, dtype=torch.bool), compiled=True)
+            assert cfg.recompile_limit >= len(A._FLEX_GRAPHS) + 8 == n + 8
+    finally:
+        cfg.recompile_limit = max(saved, cfg.recompile_limit)
+
+
 def test_causal_window_visibility() -> None:
     vis = causal_window_visibility(6, kv_windows=3, first_windows=3)
     rows = [torch.nonzero(vis[i]).flatten().tolist() for i in range(6)]

@@ -186,6 +186,33 @@ def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, layout: s
     assert (full - ref).abs().max() > 1e-3  # the sparse/causal structure matters in this case
 
 
+@pytest.mark.parametrize("layout", ["shared", "lean"])
+def test_flex_block_order_fewest_visible_first_streams_the_reference(tiny: WanDiT, layout: str) -> None:
+    """The flex plans' order of a window's blocks (fewest visible key blocks first, set_flex_block_order) is a
+    relabelling: streamed through the KV cache it gives the dense causal reference, which keeps row-major order."""
+    from streamvsr.models.flashvsr import attention as A
+
+    torch.manual_seed(5)
+    T = 12
+    x = torch.randn(1, 16, T, 16, 64)  # token grid 8 x 32: 1 x 4 blocks per window
+    lq = torch.randn(1, T * 8 * 32, TINY.dim)
+    attn = AttentionConfig(sparse_ratio=0.3, local_range=3, backend="flex")
+    plan = A.make_plan(8, 32, attn, torch.device("cpu"))
+    assert plan.order.tolist() == [0, 3, 1, 2]  # edge columns see 2 key blocks, inner ones 3
+    assert torch.equal(plan.local, A.local_block_mask(1, 4, 3)[plan.order][:, plan.order])
+    with torch.no_grad():
+        ref = tiny(x, lq, attn=dataclasses.replace(attn, backend="dense"), causal=True)
+        out = _stream(tiny, x, lq, attn, layout)
+        A.set_flex_block_order(False)
+        try:
+            assert A.make_plan(8, 32, attn, torch.device("cpu")).order is None
+            row_major = _stream(tiny, x, lq, attn, layout)
+        finally:
+            A.set_flex_block_order(True)
+    assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
+    assert torch.allclose(row_major, ref, atol=1e-4)
+
+
 def test_sparse_differs_from_dense_regime(tiny: WanDiT) -> None:
     torch.manual_seed(2)
     x = torch.randn(1, 16, 6, 16, 32)

@@ -27,11 +27,11 @@ from streamvsr.models.flashvsr.attention import (
     SparsePlan,
     block_means,
     causal_window_visibility,
+    from_block_order,
     full_attention,
     lcsa_attention,
     make_plan,
-    window_partition,
-    window_reverse,
+    to_block_order,
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, DiTConfig
 
@@ -158,6 +158,7 @@ class _AttnCtx:
     mask: torch.Tensor | None = None  # token mask for the plain path, (B, 1, L, L) bool
     kv_cache: KVCache | None = None
     block_order: bool = False  # tokens (and cos/sin) arrive in window (block) order, not (f, h, w) order
+    means_in_pre: bool = True  # DiTBlock.pre also gives the block means of q and k (block order, LCSA only)
 
 
 class _QKVO(nn.Module):
@@ -193,8 +194,19 @@ class SelfAttention(_QKVO):
     def forward(self, x: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
         return self.o(self.attend(*self.project(x, ctx.cos, ctx.sin), ctx, layer))
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
-        """q, k, v (B, L, H, d) -> attention output (B, L, C), before the output projection ``o``."""
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        ctx: _AttnCtx,
+        layer: int,
+        means: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """q, k, v (B, L, H, d) -> attention output (B, L, C), before the output projection ``o``.
+
+        means: the block means of q and k (B, H, L / 128, d) where the caller has them (:meth:`DiTBlock.pre`
+        with ``block``; tokens in block order), else computed here."""
         B, L, H, d = q.shape
         C = H * d
         if ctx.plan is None:
@@ -204,20 +216,20 @@ class SelfAttention(_QKVO):
         if ctx.block_order:  # already in block order: views, no copy
             qb, kb, vb = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, L, d)
         else:
-            qb = window_partition(q, ctx.grid, ctx.window).transpose(1, 2)  # (B, H, L, d) block order
-            kb = window_partition(k, ctx.grid, ctx.window).transpose(1, 2)
-            vb = window_partition(v, ctx.grid, ctx.window).transpose(1, 2)
-        km = block_means(kb, plan.block)  # (B, H, Nk_new, d)
+            qb = to_block_order(q, ctx.grid, ctx.window, plan.order).transpose(1, 2)  # (B, H, L, d) block order
+            kb = to_block_order(k, ctx.grid, ctx.window, plan.order).transpose(1, 2)
+            vb = to_block_order(v, ctx.grid, ctx.window, plan.order).transpose(1, 2)
+        qm, km = means if means is not None and ctx.block_order else (None, block_means(kb, plan.block))  # (B, H, N, d)
         n_windows = L // (plan.nb * plan.block)
         cache = ctx.kv_cache
         if cache is not None:  # keys of the cached windows + this chunk's (slot order)
             kb, vb, km, n_windows = cache.append(layer, kb, vb, km, n_windows, pieces=plan.backend == "flex")
-        out = lcsa_attention(qb, kb, vb, plan, ctx.window_visible, k_means=km)
+        out = lcsa_attention(qb, kb, vb, plan, ctx.window_visible, k_means=km, q_means=qm)
         if cache is not None:
             cache.evict(layer)
         out = out.transpose(1, 2)  # (B, L, H, d)
         if not ctx.block_order:
-            out = window_reverse(out, ctx.grid, ctx.window)
+            out = from_block_order(out, ctx.grid, ctx.window, plan.order)
         return out.reshape(B, L, C)
 
 
@@ -259,18 +271,31 @@ class DiTBlock(nn.Module):
         ctx: _AttnCtx,
         layer: int,
     ) -> torch.Tensor:
-        q, k, v = self.pre(x, t_mod, ctx.cos, ctx.sin)
-        return self.post(x, self.self_attn.attend(q, k, v, ctx, layer), t_mod, cross_kv)
+        plan = ctx.plan
+        lcsa = plan is not None and plan.sparse and plan.backend != "full"
+        blk = plan.block if ctx.block_order and ctx.means_in_pre and lcsa else 0  # type: ignore[union-attr]
+        q, k, v, *means = self.pre(x, t_mod, ctx.cos, ctx.sin, blk)
+        attn = self.self_attn.attend(q, k, v, ctx, layer, tuple(means) if means else None)  # type: ignore[arg-type]
+        return self.post(x, attn, t_mod, cross_kv)
 
     # forward = pre -> self_attn.attend -> post. pre and post are pure tensor math (no Python state), so a
     # runtime may compile them (pipeline.flashvsr.compile_dit); attend keeps the KV-cache bookkeeping eager.
 
     def pre(
-        self, x: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE."""
+        self, x: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, block: int = 0
+    ) -> tuple[torch.Tensor, ...]:
+        """(B, L, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE.
+
+        block > 0 (tokens in block order): also the block means of q and k, (B, H, L / block, d) each, for the
+        LCSA selection (in a compiled ``pre`` they come out of the same kernels instead of a strided copy each)."""
         sh1, sc1 = (self.modulation + t_mod)[:, :2].chunk(2, dim=1)  # each (B, 1, dim)
-        return self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin)
+        q, k, v = self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin)
+        if not block:
+            return q, k, v
+        B, L, H, d = q.shape
+        qm = q.view(B, L // block, block, H, d).mean(dim=2).transpose(1, 2)  # (B, H, L / block, d)
+        km = k.view(B, L // block, block, H, d).mean(dim=2).transpose(1, 2)
+        return q, k, v, qm, km
 
     def post(
         self, x: torch.Tensor, attn: torch.Tensor, t_mod: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor]
@@ -326,6 +351,9 @@ class WanDiT(nn.Module):
         # afterwards, so the two differ only where a float64 result lies within float32's rounding of a 16-bit
         # boundary (one 16-bit step, rarely). A runtime choice, off by default (the reference).
         self.rope_fp32_for_half = False
+        # the LCSA selection's block means of q and k from DiTBlock.pre (the same math; in a compiled pre they come
+        # out of the projection step's kernels instead of a strided copy and a mean each per layer)
+        self.block_means_in_pre = True
         self.init_weights()
 
     # -- initialisation ------------------------------------------------------------------------
@@ -410,10 +438,11 @@ class WanDiT(nn.Module):
         reorders nothing per layer; every other per-token op ignores the order. One permutation of
         (B, f*h*w, dim) in, one out."""
         g, win = ctx.grid, ctx.window
-        ctx.cos = window_partition(ctx.cos[None], g, win)[0]  # (L, d/2) in block order
-        ctx.sin = window_partition(ctx.sin[None], g, win)[0]
+        order = ctx.plan.order if ctx.plan is not None else None  # the plan's order of a window's blocks
+        ctx.cos = to_block_order(ctx.cos[None], g, win, order)[0]  # (L, d/2) in block order
+        ctx.sin = to_block_order(ctx.sin[None], g, win, order)[0]
         ctx.block_order = True
-        return window_reverse(self._run_blocks(window_partition(x, g, win), state, ctx), g, win)
+        return from_block_order(self._run_blocks(to_block_order(x, g, win, order), state, ctx), g, win, order)
 
     def _run_blocks(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
@@ -457,7 +486,15 @@ class WanDiT(nn.Module):
             t_positions = torch.arange(f, device=tokens.device)
         cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
         plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
-        ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, kv_cache=kv_cache)
+        ctx = _AttnCtx(
+            grid=grid,
+            cos=cos,
+            sin=sin,
+            plan=plan,
+            window=attn.window,
+            kv_cache=kv_cache,
+            means_in_pre=self.block_means_in_pre,
+        )
         tokens = self._run_blocks_in_block_order(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
