@@ -33,15 +33,15 @@ of 2026-11-27 is one expression), ``crelu`` and ``otaps`` (the TCDecoder's
 convolution + ReLU pairs as one cuDNN op, and its last convolution as a GEMM plus a shifted sum:
 ``TCDecoder.fused_conv_relu`` / ``out_by_taps``), ``mrelu`` (the same fused op for the first two convolutions of
 every MemBlock: ``TCDecoder.fused_memblocks``). The upscaler itself runs ``epi`` (CUDA, bf16), ``tail`` and the
-decoder's fused ops (CUDA, bf16, official width), the shared KV ring, the DiT's stream first and RoPE in float32
-(CUDA, bf16); a lever without them turns them off, so the pipeline's own path is
-``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32`` (with ``--compile``; ``proj`` since
-the third session of 2026-11-27, the decoder's three for decoders of the official width since the fourth, ``ring``,
-``pwork`` and ``rope32`` since the fifth). ``--kv-layout`` only sets the cache of levers without ``ring`` or
-``spare``. ``means`` (the block means of q and k from the compiled projection step:
-``WanDiT.block_means_in_pre``) and ``vorder`` (each window's blocks fewest visible key blocks first, so the
-attention kernel starts the long query blocks first: :func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`)
-are the sixth session's.
+decoder's fused ops (CUDA, bf16, official width), the shared KV ring, the DiT's stream first, RoPE in float32
+(CUDA, bf16), and everywhere ``means`` (the block means of q and k from the projection step:
+``WanDiT.block_means_in_pre``) and ``vorder`` (the flex plans put each window's blocks fewest visible key blocks
+first, so the attention kernel starts the long query blocks first:
+:func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`); a lever without them turns them off, so the
+pipeline's own path is ``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32+means+vorder``
+(with ``--compile``; ``proj`` since the third session of 2026-11-27, the decoder's three for decoders of the official
+width since the fourth, ``ring``, ``pwork`` and ``rope32`` since the fifth, ``means`` and ``vorder`` since the
+sixth). ``--kv-layout`` only sets the cache of levers without ``ring`` or ``spare``.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run

@@ -262,12 +262,14 @@ def set_flex_block_order(fewest_visible_first: bool) -> None:
     and attention ignores key order, so only the order of the work changes (and float rounding).
 
     Why: FlexAttention runs one thread block per (query block, head), started in launch order as SMs free up, and
-    the selected key blocks per query block vary (87 to 163 of 264 at 768x1408 with random weights). A query block
-    that sees fewer key blocks gets more of the window's top-k (its softmax spreads over fewer blocks: the count
-    correlates at -0.89 with the visible count), so fewest visible first puts the long ones first and leaves the
-    short ones for the last wave. Row-major order leaves long ones at the end. The order is fixed per resolution,
-    so the DiT applies it once per chunk with its block order (no per-layer gather). On an H100 the kernel alone on
-    query blocks sorted by their count took 1.722 against 1.809 to 1.834 ms at 768x1408 (docs/performance.md)."""
+    the selected key blocks per query block vary (55 to 153 of 264 at 768x1408 for random block means,
+    scripts/qblock_balance.py). A query block that sees fewer key blocks gets more of the window's top-k (its softmax
+    spreads over fewer blocks: the counts correlate at -0.88 with the visible counts), so fewest visible first puts
+    the long ones first and leaves the short ones for the last wave. Row-major order leaves long ones at the end.
+    The order is fixed per resolution, so the DiT applies it once per chunk with its block order (no per-layer
+    gather). On an H100 the kernel alone on
+    query blocks sorted by their count took 1.722 against 1.809 to 1.834 ms at 768x1408, and this order gave +1.7%
+    end to end with the block means from the projection step (docs/performance.md, sixth session of 2026-11-27)."""
     global _FEWEST_VISIBLE_FIRST
     _FEWEST_VISIBLE_FIRST = bool(fewest_visible_first)
 
