@@ -117,6 +117,52 @@ def test_topk_select_equals_the_sorted_path(vis: list[list[bool]]) -> None:
             assert torch.equal(keep.reshape(flat.shape)[:, :, i], flat[:, :, i] > thr)
 
 
+_RADIX_CHECK = """
+import torch
+from streamvsr.models.flashvsr.radix_select import kth_largest_rows
+for k in (1, 37, 700, 900):
+    torch.manual_seed(k)
+    x = torch.softmax(torch.randn(2, 3, 1000), -1)  # probabilities, as the selection's
+    x[0, 0, :100] = -1.0  # invisible key windows: never counted
+    x[0, 1, 10:60] = x[0, 1, 5]  # ties
+    x[1, 2, ::3] = 0.0  # the local mask's zeros count
+    got = kth_largest_rows(x, k, block=256)
+    assert got.shape == (2, 3, 1), got.shape
+    assert torch.equal(got, torch.topk(x, k, dim=-1).values.amin(-1, keepdim=True)), k
+print("ok")
+"""
+
+
+def test_radix_select_equals_the_top_k_ties_and_masks_included() -> None:
+    """The Triton radix select gives the bits of the top-k's minimum; run by Triton's interpreter on the CPU, in a
+    process of its own (the interpreter must be chosen before Triton is imported)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-c", _RADIX_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_topk_select_with_the_radix_select_is_the_same_on_cuda() -> None:
+    from streamvsr.models.flashvsr import attention as A
+
+    torch.manual_seed(6)
+    probs = torch.softmax(torch.randn(1, 12, 2 * 66, 4 * 66, device="cuda"), -1)
+    vis = torch.tensor([[True, True, False, True], [True, True, True, True]])
+    refs = [topk_select(probs, 66, 7919, v) for v in (vis, None)]  # masked windows; one window of all keys
+    A.set_radix_select(True)
+    try:
+        got = [topk_select(probs, 66, 7919, v) for v in (vis, None)]
+    finally:
+        A.set_radix_select(False)
+    assert all(torch.equal(g, r) for g, r in zip(got, refs, strict=True))
+
+
 def test_select_blocks_empty_query_block_and_local() -> None:
     torch.manual_seed(0)
     attn = AttentionConfig(local_range=1, sparse_ratio=0.02)

@@ -46,6 +46,7 @@ __all__ = [
     "select_blocks",
     "set_flex_block_order",
     "set_flex_options",
+    "set_radix_select",
     "sparse_topk",
     "topk_select",
     "kth_largest",
@@ -163,6 +164,27 @@ def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
+_RADIX_SELECT = False  # see set_radix_select
+
+
+def set_radix_select(on: bool) -> None:
+    """Whether :func:`topk_select` finds its thresholds with the Triton radix select on CUDA
+    (:mod:`~streamvsr.models.flashvsr.radix_select`; the same values as ``torch.topk``). Off by default: measured
+    alone so far (docs/performance.md, sixth session of 2026-11-27)."""
+    global _RADIX_SELECT
+    _RADIX_SELECT = bool(on)
+
+
+def _threshold(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th largest along the last dim, keepdim; k is at most the count of non-negative entries per row."""
+    if _RADIX_SELECT:
+        from streamvsr.models.flashvsr import radix_select
+
+        if radix_select.available(x):
+            return radix_select.kth_largest_rows(x, k)
+    return kth_largest(x, k)
+
+
 def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.Tensor | None = None) -> torch.Tensor:
     """Global top-k per (batch, head, query temporal window).
 
@@ -177,14 +199,14 @@ def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.T
     if window_visible is None:
         flat = p.reshape(B, H, nqw, nb * Nk)
         k = max(0, min(topk, nb * Nk - 1))
-        return (flat > kth_largest(flat, k + 1)).reshape(B, H, Nq, Nk)
+        return (flat > _threshold(flat, k + 1)).reshape(B, H, Nq, Nk)
     vis_host = window_visible.cpu()  # small; k per query window is computed on the host (no device sync)
     vis = window_visible.to(probs.device)
     p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
     flat = p.reshape(B, H, nqw, nb * Nk)
     ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
     # one threshold per query window (a steady streaming call has one window: one top-k)
-    thr = torch.cat([kth_largest(flat[:, :, i : i + 1], k + 1) for i, k in enumerate(ks)], dim=2)  # (B, H, nqw, 1)
+    thr = torch.cat([_threshold(flat[:, :, i : i + 1], k + 1) for i, k in enumerate(ks)], dim=2)  # (B, H, nqw, 1)
     return (flat > thr).reshape(B, H, Nq, Nk)
 
 
