@@ -320,6 +320,23 @@ def kernel_kind(name: str) -> str:
     return next((kind for kind, keys in _KINDS if any(k in low for k in keys)), "other")
 
 
+def _steady_engine(
+    up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, chunks: int
+) -> tuple[Engine, torch.Tensor]:
+    """An engine past the first call and two steady ones, and the LR clip whose frames 41 + 8 i .. 48 + 8 i
+    (i < ``chunks``) are the steady pushes to time; the device is synchronised."""
+    h, w = out_hw
+    lr = torch.rand(41 + 8 * chunks, 3, math.ceil(h / 4), math.ceil(w / 4))
+    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
+    up.on_chunk = None
+    engine = Engine(up, device=device)
+    for i in (0, 25, 33):  # the first call (25 frames) and two steady ones
+        engine.push(lr[i : i + (25 if i == 0 else 8)])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return engine, lr
+
+
 def profile_steady(
     up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, chunks: int
 ) -> dict:
@@ -329,16 +346,8 @@ def profile_steady(
     their Triton/Inductor wrappers), the 40 costliest."""
     from torch.profiler import ProfilerActivity, profile
 
-    h, w = out_hw
-    lr = torch.rand(41 + 8 * chunks, 3, math.ceil(h / 4), math.ceil(w / 4))
-    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
-    up.on_chunk = None
-    engine = Engine(up, device=device)
-    for i in (0, 25, 33):  # the first call (25 frames) and two steady ones
-        engine.push(lr[i : i + (25 if i == 0 else 8)])
+    engine, lr = _steady_engine(up, out_hw, backend, device, chunks)
     cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts, record_shapes=cuda) as prof:
         for i in range(chunks):
@@ -411,15 +420,7 @@ def host_profile_steady(
     import io
     import pstats
 
-    h, w = out_hw
-    lr = torch.rand(41 + 8 * n, 3, math.ceil(h / 4), math.ceil(w / 4))
-    up.attention = AttentionConfig(**{**up.cfg.attention.__dict__, "backend": backend})
-    up.on_chunk = None
-    engine = Engine(up, device=device)
-    for i in (0, 25, 33):  # the first call (25 frames) and two steady ones
-        engine.push(lr[i : i + (25 if i == 0 else 8)])
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    engine, lr = _steady_engine(up, out_hw, backend, device, n)
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
