@@ -42,7 +42,8 @@ pipeline's own path is ``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu
 (with ``--compile``; ``proj`` since the third session of 2026-11-27, the decoder's three for decoders of the official
 width since the fourth, ``ring``, ``pwork`` and ``rope32`` since the fifth, ``means`` and ``vorder`` since the
 sixth). ``--kv-layout`` only sets the cache of levers without ``ring`` or ``spare``. ``radix`` (not in the pipeline):
-the LCSA threshold by the Triton radix select (:func:`~streamvsr.models.flashvsr.attention.set_radix_select`).
+the LCSA threshold by the Triton radix select (:func:`~streamvsr.models.flashvsr.attention.set_radix_select`);
+``radix2`` the same with each row split over programs of 4096 values.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -519,6 +520,7 @@ LEVER_PARTS = (
     "means",
     "vorder",
     "radix",
+    "radix2",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -665,7 +667,8 @@ class _LeverState:
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
         self.up.dit.block_means_in_pre = "means" in parts  # pre's graph changes: the compiled blocks recompile
         attn_mod.set_flex_block_order("vorder" in parts)  # a window's blocks fewest visible key blocks first
-        attn_mod.set_radix_select("radix" in parts)  # the LCSA threshold by the Triton radix select
+        # the LCSA threshold by the Triton radix select: one program per row, or rows split by 4096 values
+        attn_mod.set_radix_select("radix" in parts or "radix2" in parts, 4096 if "radix2" in parts else None)
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""

@@ -18,6 +18,8 @@ for nb, nk, k in ((66, 264, 7920), (135, 540, 16200)):
         "topk + amin": lambda: torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True),
         "kthvalue": lambda: torch.kthvalue(x, n - k + 1, dim=-1, keepdim=True).values,
         "radix select (Triton)": lambda: kth_largest_rows(x, k),
+        "radix select, rows split by 4096": lambda: kth_largest_rows(x, k, segment=4096),
+        "radix select, rows split by 8192": lambda: kth_largest_rows(x, k, segment=8192),
     }
     for name, fn in fns.items():
         assert torch.equal(fn(), ref), name

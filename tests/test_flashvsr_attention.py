@@ -126,9 +126,11 @@ for k in (1, 37, 700, 900):
     x[0, 0, :100] = -1.0  # invisible key windows: never counted
     x[0, 1, 10:60] = x[0, 1, 5]  # ties
     x[1, 2, ::3] = 0.0  # the local mask's zeros count
-    got = kth_largest_rows(x, k, block=256)
-    assert got.shape == (2, 3, 1), got.shape
-    assert torch.equal(got, torch.topk(x, k, dim=-1).values.amin(-1, keepdim=True)), k
+    ref = torch.topk(x, k, dim=-1).values.amin(-1, keepdim=True)
+    for segment in (None, 256, 512):  # one program per row; rows split over programs
+        got = kth_largest_rows(x, k, block=256, segment=segment)
+        assert got.shape == (2, 3, 1), got.shape
+        assert torch.equal(got, ref), (k, segment)
 print("ok")
 """
 
@@ -155,12 +157,13 @@ def test_topk_select_with_the_radix_select_is_the_same_on_cuda() -> None:
     probs = torch.softmax(torch.randn(1, 12, 2 * 66, 4 * 66, device="cuda"), -1)
     vis = torch.tensor([[True, True, False, True], [True, True, True, True]])
     refs = [topk_select(probs, 66, 7919, v) for v in (vis, None)]  # masked windows; one window of all keys
-    A.set_radix_select(True)
-    try:
-        got = [topk_select(probs, 66, 7919, v) for v in (vis, None)]
-    finally:
-        A.set_radix_select(False)
-    assert all(torch.equal(g, r) for g, r in zip(got, refs, strict=True))
+    for segment in (None, 4096):
+        A.set_radix_select(True, segment)
+        try:
+            got = [topk_select(probs, 66, 7919, v) for v in (vis, None)]
+        finally:
+            A.set_radix_select(False)
+        assert all(torch.equal(g, r) for g, r in zip(got, refs, strict=True)), segment
 
 
 def test_select_blocks_empty_query_block_and_local() -> None:

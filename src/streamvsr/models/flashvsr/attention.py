@@ -164,24 +164,26 @@ def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
-_RADIX_SELECT = False  # see set_radix_select
+_RADIX_SELECT: tuple[bool, int | None] = (False, None)  # see set_radix_select
 
 
-def set_radix_select(on: bool) -> None:
+def set_radix_select(on: bool, segment: int | None = None) -> None:
     """Whether :func:`topk_select` finds its thresholds with the Triton radix select on CUDA
-    (:mod:`~streamvsr.models.flashvsr.radix_select`; the same values as ``torch.topk``). Off by default: measured
-    alone so far (docs/performance.md, sixth session of 2026-11-27)."""
+    (:mod:`~streamvsr.models.flashvsr.radix_select`; the same values as ``torch.topk``), and with rows split into
+    pieces of ``segment`` values (None: one program per row). Off by default: not yet faster in an end-to-end
+    measurement of its own (docs/performance.md, sixth session of 2026-11-27)."""
     global _RADIX_SELECT
-    _RADIX_SELECT = bool(on)
+    _RADIX_SELECT = (bool(on), segment)
 
 
 def _threshold(x: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th largest along the last dim, keepdim; k is at most the count of non-negative entries per row."""
-    if _RADIX_SELECT:
+    on, segment = _RADIX_SELECT
+    if on:
         from streamvsr.models.flashvsr import radix_select
 
         if radix_select.available(x):
-            return radix_select.kth_largest_rows(x, k)
+            return radix_select.kth_largest_rows(x, k, segment=segment)
     return kth_largest(x, k)
 
 
