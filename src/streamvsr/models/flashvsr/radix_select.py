@@ -12,7 +12,8 @@ bits as ``torch.topk(x, k).values.min()``.
 
 One program per row (``segment=None``) took 55 instead of 98 us at 768x1408 on an H100 but 239 instead of 129 us
 for the 12 rows of 72,900 scores at 1080p: one program reads too little in parallel. With ``segment``, each pass
-splits the rows over several programs whose byte histograms add up atomically (not measured on a GPU yet).
+splits the rows over several programs whose byte histograms add up atomically (not run on a GPU yet; the GPU ran
+the one-program form before its loop and byte choice became the helpers below).
 
 Entries with the sign bit set (the -1.0 that masks invisible key windows, -0.0) never count and are never returned:
 the caller must ask for k at most the row's count of non-negative entries (the selection's k is at most the count
@@ -35,41 +36,48 @@ except ImportError:  # pragma: no cover - the CPU test needs Triton too
 if triton is not None:
 
     @triton.jit
+    def _byte_histogram(base, lo, hi, n, prefix, shift, MATCH: tl.constexpr, BLOCK: tl.constexpr):  # noqa: ANN001, ANN202
+        """Histogram (256,) of byte ``shift`` of the row's entries lo .. hi-1 (< n) without the sign bit whose higher
+        bytes equal ``prefix``'s (MATCH; the first pass takes them all)."""
+        hist = tl.zeros((256,), dtype=tl.int32)
+        for start in range(lo, hi, BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            inside = offs < n
+            key = tl.load(base + offs, mask=inside, other=-1.0).to(tl.int32, bitcast=True)
+            ok = inside & (key >= 0)  # non-negative floats sort like their bits
+            if MATCH:
+                ok = ok & ((key >> (shift + 8)) == (prefix >> (shift + 8)))
+            hist += tl.histogram((key >> shift) & 255, 256, mask=ok)
+        return hist
+
+    @triton.jit
+    def _choose(hist, rank, prefix, shift):  # noqa: ANN001, ANN202
+        """The byte at ``shift`` of the rank-th largest among the entries counted in ``hist``: (rank among the
+        entries with that byte, prefix with it)."""
+        bins = tl.arange(0, 256)
+        at_least = tl.cumsum(hist, 0, reverse=True)  # counted entries whose byte is >= each bin
+        byte = tl.max(tl.where(at_least >= rank, bins, -1), 0)
+        return rank - tl.sum(tl.where(bins > byte, hist, 0), 0), prefix | (byte << shift)
+
+    @triton.jit
     def _one_program_per_row(x_ptr, out_ptr, k, stride, n: tl.constexpr, BLOCK: tl.constexpr):  # noqa: ANN001, ANN202
         row = tl.program_id(0)
         base = x_ptr + row.to(tl.int64) * stride
-        bins = tl.arange(0, 256)
         rank = k  # the rank still to find among the entries that match the prefix
         prefix = 0
         for p in tl.static_range(4):
-            shift = 24 - 8 * p  # a compile-time constant in the unrolled loop
-            hist = tl.zeros((256,), dtype=tl.int32)
-            for start in range(0, n, BLOCK):
-                offs = start + tl.arange(0, BLOCK)
-                inside = offs < n
-                key = tl.load(base + offs, mask=inside, other=-1.0).to(tl.int32, bitcast=True)
-                ok = inside & (key >= 0)  # non-negative floats sort like their bits
-                if p > 0:
-                    ok = ok & ((key >> (shift + 8)) == (prefix >> (shift + 8)))
-                hist += tl.histogram((key >> shift) & 255, 256, mask=ok)
-            at_least = tl.cumsum(hist, 0, reverse=True)  # matching entries whose byte is >= each bin
-            byte = tl.max(tl.where(at_least >= rank, bins, -1), 0)
-            rank = rank - tl.sum(tl.where(bins > byte, hist, 0), 0)
-            prefix = prefix | (byte << shift)
+            hist = _byte_histogram(base, 0, n, n, prefix, 24 - 8 * p, p > 0, BLOCK)
+            rank, prefix = _choose(hist, rank, prefix, 24 - 8 * p)
         tl.store(out_ptr + row, prefix.to(tl.float32, bitcast=True))
 
     @triton.jit
     def _chosen(hist_ptr, row, k, passes: tl.constexpr):  # noqa: ANN001, ANN202
         """The bytes fixed by the first ``passes`` passes, from their complete histograms (256 int32 per pass)."""
-        bins = tl.arange(0, 256)
         rank = k
         prefix = 0
         for p in tl.static_range(passes):
-            hist = tl.load(hist_ptr + (row * 4 + p) * 256 + bins)
-            at_least = tl.cumsum(hist, 0, reverse=True)
-            byte = tl.max(tl.where(at_least >= rank, bins, -1), 0)
-            rank = rank - tl.sum(tl.where(bins > byte, hist, 0), 0)
-            prefix = prefix | (byte << (24 - 8 * p))
+            hist = tl.load(hist_ptr + (row * 4 + p) * 256 + tl.arange(0, 256))
+            rank, prefix = _choose(hist, rank, prefix, 24 - 8 * p)
         return prefix
 
     @triton.jit
@@ -85,17 +93,8 @@ if triton is not None:
     ):
         row, seg = tl.program_id(0), tl.program_id(1)
         base = x_ptr + row.to(tl.int64) * stride
-        shift = 24 - 8 * PASS
         prefix = _chosen(hist_ptr, row, k, PASS)
-        hist = tl.zeros((256,), dtype=tl.int32)
-        for start in range(seg * SEGMENT, (seg + 1) * SEGMENT, BLOCK):
-            offs = start + tl.arange(0, BLOCK)
-            inside = offs < n
-            key = tl.load(base + offs, mask=inside, other=-1.0).to(tl.int32, bitcast=True)
-            ok = inside & (key >= 0)
-            if PASS > 0:
-                ok = ok & ((key >> (shift + 8)) == (prefix >> (shift + 8)))
-            hist += tl.histogram((key >> shift) & 255, 256, mask=ok)
+        hist = _byte_histogram(base, seg * SEGMENT, (seg + 1) * SEGMENT, n, prefix, 24 - 8 * PASS, PASS > 0, BLOCK)
         tl.atomic_add(hist_ptr + (row * 4 + PASS) * 256 + tl.arange(0, 256), hist)
 
     @triton.jit
