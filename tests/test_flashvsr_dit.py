@@ -196,7 +196,7 @@ def test_flex_block_order_fewest_visible_first_streams_the_reference(tiny: WanDi
     T = 12
     x = torch.randn(1, 16, T, 16, 64)  # token grid 8 x 32: 1 x 4 blocks per window
     lq = torch.randn(1, T * 8 * 32, TINY.dim)
-    attn = AttentionConfig(sparse_ratio=0.3, local_range=3, backend="flex")
+    attn = AttentionConfig(sparse_ratio=0.08, local_range=3, backend="flex")  # top-k 18 of 64 pairs
     plan = A.make_plan(8, 32, attn, torch.device("cpu"))
     assert plan.order.tolist() == [0, 3, 1, 2]  # edge columns see 2 key blocks, inner ones 3
     assert torch.equal(plan.local, A.local_block_mask(1, 4, 3)[plan.order][:, plan.order])
@@ -211,6 +211,24 @@ def test_flex_block_order_fewest_visible_first_streams_the_reference(tiny: WanDi
             A.set_flex_block_order(True)
     assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
     assert torch.allclose(row_major, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["dense", "flex"])
+def test_block_means_from_pre_give_the_same_selection(tiny: WanDiT, backend: str) -> None:
+    """WanDiT.block_means_in_pre (the LCSA means from DiTBlock.pre) against the means taken in attend."""
+    torch.manual_seed(7)
+    x = torch.randn(1, 16, 12, 16, 64)
+    lq = torch.randn(1, 12 * 8 * 32, TINY.dim)
+    attn = AttentionConfig(sparse_ratio=0.08, local_range=3, backend=backend)  # top-k 18 of 64 pairs
+    outs = []
+    for on in (True, False):
+        tiny.block_means_in_pre = on
+        try:
+            with torch.no_grad():
+                outs.append(_stream(tiny, x, lq, attn, "shared"))
+        finally:
+            tiny.block_means_in_pre = True
+    assert torch.allclose(outs[0], outs[1], atol=1e-5), (outs[0] - outs[1]).abs().max()
 
 
 def test_sparse_differs_from_dense_regime(tiny: WanDiT) -> None:

@@ -546,7 +546,15 @@ class WanDiT(nn.Module):
             plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
-            ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, window_visible=vis)
+            ctx = _AttnCtx(
+                grid=grid,
+                cos=cos,
+                sin=sin,
+                plan=plan,
+                window=attn.window,
+                window_visible=vis,
+                means_in_pre=self.block_means_in_pre,
+            )
             run = self._run_blocks_in_block_order
         tokens = run(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
