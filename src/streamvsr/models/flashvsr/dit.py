@@ -444,6 +444,20 @@ class WanDiT(nn.Module):
         ctx.block_order = True
         return from_block_order(self._run_blocks(to_block_order(x, g, win, order), state, ctx), g, win, order)
 
+    def _lcsa_ctx(
+        self,
+        grid: tuple[int, int, int],
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        plan: SparsePlan,
+        attn: AttentionConfig,
+        **kw: object,
+    ) -> _AttnCtx:
+        """The attention context of an LCSA forward (``kw``: its KV cache or window visibility)."""
+        return _AttnCtx(
+            grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, means_in_pre=self.block_means_in_pre, **kw
+        )  # type: ignore[arg-type]
+
     def _run_blocks(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and torch.is_grad_enabled() and ctx.kv_cache is None:
@@ -486,15 +500,7 @@ class WanDiT(nn.Module):
             t_positions = torch.arange(f, device=tokens.device)
         cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
         plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
-        ctx = _AttnCtx(
-            grid=grid,
-            cos=cos,
-            sin=sin,
-            plan=plan,
-            window=attn.window,
-            kv_cache=kv_cache,
-            means_in_pre=self.block_means_in_pre,
-        )
+        ctx = self._lcsa_ctx(grid, cos, sin, plan, attn, kv_cache=kv_cache)
         tokens = self._run_blocks_in_block_order(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
@@ -546,15 +552,7 @@ class WanDiT(nn.Module):
             plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
-            ctx = _AttnCtx(
-                grid=grid,
-                cos=cos,
-                sin=sin,
-                plan=plan,
-                window=attn.window,
-                window_visible=vis,
-                means_in_pre=self.block_means_in_pre,
-            )
+            ctx = self._lcsa_ctx(grid, cos, sin, plan, attn, window_visible=vis)
             run = self._run_blocks_in_block_order
         tokens = run(tokens, state, ctx)
         return self.unpatchify(self.head(tokens, state.t), grid)
