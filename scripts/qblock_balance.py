@@ -37,8 +37,8 @@ def main() -> None:
         plan = make_plan(out_h // 16, out_w // 16, attn, torch.device("cpu"))
         visible = plan.local.sum(-1).float()  # (nb,) key blocks per window a query block may use
         vis = torch.ones(1, 4, dtype=torch.bool)
-        ratios: dict[str, list[float]] = {"token order": [], "per head, most first": [], "fewest visible first": []}
-        ratios["most visible first"] = []
+        names = ("token order", "per head, most first", "fewest visible first", "most visible first")
+        ratios: dict[str, list[float]] = {name: [] for name in names}
         corr, lo, hi, mean = [], [], [], []
         for _ in range(5):
             shared = torch.randn(1, 12, 1, 128)  # block means share a per-head component, as real tokens do

@@ -291,9 +291,9 @@ def set_flex_block_order(fewest_visible_first: bool) -> None:
     spreads over fewer blocks: the counts correlate at -0.88 with the visible counts), so fewest visible first puts
     the long ones first and leaves the short ones for the last wave. Row-major order leaves long ones at the end.
     The order is fixed per resolution, so the DiT applies it once per chunk with its block order (no per-layer
-    gather). On an H100 the kernel alone on
-    query blocks sorted by their count took 1.722 against 1.809 to 1.834 ms at 768x1408, and this order gave +1.7%
-    end to end with the block means from the projection step (docs/performance.md, sixth session of 2026-11-27)."""
+    gather). On an H100 the kernel alone on query blocks sorted by their count took 1.722 against 1.809 to 1.834 ms
+    at 768x1408, and this order gave +1.7% end to end with the block means from the projection step
+    (docs/performance.md, sixth session of 2026-11-27)."""
     global _FEWEST_VISIBLE_FIRST
     _FEWEST_VISIBLE_FIRST = bool(fewest_visible_first)
 
