@@ -370,14 +370,19 @@ def profile_steady(
     for name, ms, _ in rows:
         kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
     top = sorted(rows, key=lambda r: -r[1])[:15]
-    by_op: dict[tuple[str, str, str], list] = {}  # (op, parent op, kernel kind) -> [ms, kernels, shapes]
+    by_op: dict[tuple[str, str, str, str], list] = {}  # (op, parent op, kernel kind, shapes) -> [ms, kernels]
     busy_ms = span_ms = None
+    # device events without the ranges that name a compiled graph (user annotations: they span their kernels
+    # and the gaps between them)
+    device = [
+        e
+        for e in prof.events()
+        if str(e.device_type) == "DeviceType.CUDA"
+        and not getattr(e, "is_user_annotation", False)
+        and not e.name.startswith("## ")
+    ]
     if cuda:  # the GPU's busy time: the union of all kernels' intervals (streams overlap), against their span
-        spans = sorted(
-            (e.time_range.start, e.time_range.end)
-            for e in prof.events()
-            if str(e.device_type) == "DeviceType.CUDA" and e.time_range.end > e.time_range.start
-        )
+        spans = sorted((e.time_range.start, e.time_range.end) for e in device if e.time_range.end > e.time_range.start)
         busy, cur_a, cur_b = 0.0, None, None
         for a, b in spans:
             if cur_b is None or a > cur_b:
@@ -388,15 +393,36 @@ def profile_steady(
         if cur_b is not None:
             busy += cur_b - cur_a
             busy_ms, span_ms = busy / 1e3 / chunks, (spans[-1][1] - spans[0][0]) / 1e3 / chunks
+    longest, streams = [], {}
     if cuda:
         for e in prof.events():
             if not e.kernels or str(e.device_type) != "DeviceType.CPU":
                 continue
             parent = e.cpu_parent.name if e.cpu_parent else ""
-            for k in e.kernels:
-                acc = by_op.setdefault((e.name, parent, kernel_kind(k.name)), [0.0, 0.0, str(e.input_shapes)[:100]])
+            shapes = str(e.input_shapes)[:100]
+            for k in e.kernels:  # one row per (op, parent, kernel kind, input shapes)
+                acc = by_op.setdefault((e.name, parent, kernel_kind(k.name), shapes), [0.0, 0.0])
                 acc[0] += k.duration / 1e3 / chunks  # us -> ms per chunk
                 acc[1] += 1 / chunks
+        ops = {  # CPU ops by id (a kernel's linked_correlation_id; runtime calls carry a link themselves)
+            e.id: e
+            for e in prof.events()
+            if str(e.device_type) == "DeviceType.CPU" and not getattr(e, "linked_correlation_id", 0)
+        }
+        for e in device:  # single kernels: the longest ones, with their launching op and stream
+            dur = (e.time_range.end - e.time_range.start) / 1e3
+            streams[e.device_resource_id] = streams.get(e.device_resource_id, 0.0) + dur / chunks
+            op = ops.get(getattr(e, "linked_correlation_id", 0))
+            longest.append(
+                (
+                    dur,
+                    e.name[:110],
+                    e.device_resource_id,
+                    op.name if op else "",
+                    str(op.input_shapes)[:80] if op else "",
+                )
+            )
+        longest = sorted(longest, key=lambda r: -r[0])[:15]
     return {
         "chunks": chunks,
         "cuda": cuda,
@@ -406,9 +432,13 @@ def profile_steady(
         "gpu_span_ms_per_chunk": span_ms,  # first kernel's start to last kernel's end
         "top": [{"name": n[:120], "ms_per_chunk": ms, "calls_per_chunk": c} for n, ms, c in top],
         "by_op": [
-            {"op": k[0], "parent": k[1], "kind": k[2], "ms_per_chunk": v[0], "kernels_per_chunk": v[1], "shapes": v[2]}
-            for k, v in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:40]
+            {"op": k[0], "parent": k[1], "kind": k[2], "ms_per_chunk": v[0], "kernels_per_chunk": v[1], "shapes": k[3]}
+            for k, v in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:80]
         ],
+        "ms_per_stream": streams,  # kernel time per chunk on each CUDA stream (wrappers of compiled graphs count too)
+        "longest": [
+            {"ms": d, "kernel": n, "stream": st, "op": op, "shapes": sh} for d, n, st, op, sh in longest
+        ],  # single kernels; one on a second stream runs longer while the other stream holds the SMs
     }
 
 
@@ -456,6 +486,14 @@ def _print_profile(label: str, prof: dict) -> None:
         print(f"    {t['ms_per_chunk']:8.2f} ms {t['calls_per_chunk']:6.0f}x  {t['name'][:90]}", flush=True)
     if prof.get("by_op"):
         print("  kernel time by launching op and kernel kind (op <- parent [kind]: first input shapes)", flush=True)
+    if prof.get("ms_per_stream"):
+        per = ", ".join(f"{st}: {ms:.1f}" for st, ms in sorted(prof["ms_per_stream"].items()))
+        print(f"  kernel time per stream (ms per chunk) {per}", flush=True)
+    for r in prof.get("longest", []):
+        print(
+            f"    single kernel {r['ms']:7.3f} ms on stream {r['stream']}: {r['kernel'][:70]} <- {r['op']} "
+            f"{r['shapes']}"
+        )
     for o in prof.get("by_op", []):
         print(
             f"    {o['ms_per_chunk']:8.2f} ms {o['kernels_per_chunk']:6.0f}x  {o['op'][:60]} <- {o['parent'][:40]} "
