@@ -43,7 +43,10 @@ pipeline's own path is ``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu
 width since the fourth, ``ring``, ``pwork`` and ``rope32`` since the fifth, ``means`` and ``vorder`` since the
 sixth). ``--kv-layout`` only sets the cache of levers without ``ring`` or ``spare``. ``radix`` (not in the pipeline):
 the LCSA threshold by the Triton radix select (:func:`~streamvsr.models.flashvsr.attention.set_radix_select`);
-``radix2`` the same with each row split over programs of 4096 values.
+``radix2`` the same with each row split over programs of 4096 values; ``radixa`` the faster of the two by row
+length (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
+TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -559,6 +562,8 @@ LEVER_PARTS = (
     "vorder",
     "radix",
     "radix2",
+    "radixa",
+    "upc",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -706,7 +711,9 @@ class _LeverState:
         self.up.dit.block_means_in_pre = "means" in parts  # pre's graph changes: the compiled blocks recompile
         attn_mod.set_flex_block_order("vorder" in parts)  # a window's blocks fewest visible key blocks first
         # the LCSA threshold by the Triton radix select: one program per row, or rows split by 4096 values
-        attn_mod.set_radix_select("radix" in parts or "radix2" in parts, 4096 if "radix2" in parts else None)
+        radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None
+        attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
+        self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""

@@ -127,8 +127,8 @@ for k in (1, 37, 700, 900):
     x[0, 1, 10:60] = x[0, 1, 5]  # ties
     x[1, 2, ::3] = 0.0  # the local mask's zeros count
     ref = torch.topk(x, k, dim=-1).values.amin(-1, keepdim=True)
-    for segment in (None, 256, 512):  # one program per row; rows split over programs
-        got = kth_largest_rows(x, k, block=256, segment=segment)
+    for segment in (None, 256, 512, "auto"):  # one program per row; rows split over programs; by the length
+        got = kth_largest_rows(x, k, block=256 if segment != "auto" else 4096, segment=segment)
         assert got.shape == (2, 3, 1), got.shape
         assert torch.equal(got, ref), (k, segment)
 print("ok")
@@ -148,6 +148,13 @@ def test_radix_select_equals_the_top_k_ties_and_masks_included() -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
+def test_radix_select_auto_form_by_row_length() -> None:
+    from streamvsr.models.flashvsr.radix_select import auto_segment
+
+    assert auto_segment(17424) is None and auto_segment(32768) is None  # 768x1408: one program per row
+    assert auto_segment(72900) == 4096  # 1080p: rows split
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_topk_select_with_the_radix_select_is_the_same_on_cuda() -> None:
@@ -157,7 +164,7 @@ def test_topk_select_with_the_radix_select_is_the_same_on_cuda() -> None:
     probs = torch.softmax(torch.randn(1, 12, 2 * 66, 4 * 66, device="cuda"), -1)
     vis = torch.tensor([[True, True, False, True], [True, True, True, True]])
     refs = [topk_select(probs, 66, 7919, v) for v in (vis, None)]  # masked windows; one window of all keys
-    for segment in (None, 4096):
+    for segment in (None, 4096, "auto"):
         A.set_radix_select(True, segment)
         try:
             got = [topk_select(probs, 66, 7919, v) for v in (vis, None)]

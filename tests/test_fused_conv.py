@@ -1,5 +1,6 @@
-"""The TCDecoder tail's fused ops: conv + ReLU as one op and the 3x3 few-output convolution by taps, against
-F.conv2d on the CPU (float64), inside the decoder (whole and streamed), traced by torch.compile; CUDA kernels."""
+"""The TCDecoder tail's fused ops: conv + ReLU as one op, the 3x3 few-output convolution by taps and the nearest
+x2 upsampling + 3x3 convolution as one sub-pixel convolution, against F.conv2d on the CPU (float64), inside the
+decoder (whole and streamed), traced by torch.compile; CUDA kernels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.models.flashvsr.config import TCDecoderConfig
-from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps
+from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps, nearest2x_conv3x3
 from streamvsr.models.flashvsr.tcdecoder import TCDecoder, make_tc_condition
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -50,6 +51,77 @@ def test_conv2d_relu_reference_and_layout(channels_last: bool) -> None:
         assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
     compiled = torch.compile(lambda a: conv2d_relu(a, w, b, 1) * 2, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), 2 * F.relu(F.conv2d(x, w, b, padding=1)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_nearest2x_conv3x3_equals_upsample_then_conv(channels_last: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 6, 5, 7, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 6, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(4, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    up = F.interpolate(x, scale_factor=2, mode="nearest")
+    for bias in (b, None):
+        ref = F.conv2d(up, w, bias, padding=1)
+        torch.testing.assert_close(nearest2x_conv3x3(x, w, bias), ref, rtol=0, atol=1e-12)
+        torch.testing.assert_close(nearest2x_conv3x3(x, w, bias, relu=True), F.relu(ref), rtol=0, atol=1e-12)
+    y = nearest2x_conv3x3(x, w, b)
+    assert y.shape == (2, 4, 10, 14) and y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    # every tap counts, at the borders too: a change of one corner tap changes the output
+    for t in ((0, 0), (0, 2), (2, 0), (2, 2), (1, 1)):
+        w2 = w.clone()
+        w2[1, 2, t[0], t[1]] += 1
+        assert (nearest2x_conv3x3(x, w2, b) - F.conv2d(up, w, b, padding=1)).abs().max() > 0.1
+    with pytest.raises(ValueError):
+        nearest2x_conv3x3(x, torch.zeros(4, 6, 5, 5, dtype=torch.float64))
+    compiled = torch.compile(lambda a: nearest2x_conv3x3(a, w, b, relu=True), backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), F.relu(F.conv2d(up, w, b, padding=1)), rtol=0, atol=1e-12)
+
+
+def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
+    """subpixel_upsample gives the decoder's output, whole and streamed, alone and with the other fused kernels;
+    no nearest upsampling runs; with gradients the reference layers run."""
+    m = TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4))).double()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+    lat = torch.randn(1, 16, 3, 4, 6, generator=g, dtype=torch.float64)
+    lr = torch.rand(1, 3, 9, 32, 48, generator=g, dtype=torch.float64) * 2 - 1
+    al = make_tc_condition(lr, first=True)
+    ups = []
+    for layer in m.decoder:
+        if isinstance(layer, torch.nn.Upsample):
+            layer.register_forward_hook(lambda mod, inp, out: ups.append(1))
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            whole = m(lat, lr)
+            m.reset()
+            streamed = torch.cat([m.decode(lat[:, :, :1], lr[:, :, :1]), m.decode(lat[:, :, 1:], al[:, :, 4:12])], 2)
+            m.reset()
+        return whole, streamed
+
+    ref = run()
+    assert len(ups) == 3 * 4  # three upsamplings, four passes (one whole, three streamed: a latent each)
+    for fused, tail in ((False, None), (True, None), (True, 1)):  # tail 1: the last upsampling runs per frame
+        m.subpixel_upsample = True
+        m.fused_conv_relu = m.out_by_taps = m.fused_memblocks = fused
+        m.tail_frames = tail
+        ups.clear()
+        for a, b in zip(run(), ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)  # float64, another summation order
+        assert not ups
+    m.grow_first, m.tail_frames = False, None  # the TGrow after the upsampling: the reference layers
+    ups.clear()
+    for a, b in zip(run(), ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    assert ups
+    m.grow_first = True
+    ups.clear()
+    m(lat.requires_grad_(), lr).sum().backward()  # gradients: the reference layers
+    assert ups and lat.grad is not None
 
 
 def test_tcdecoder_fused_tail_is_the_same_function() -> None:
@@ -108,11 +180,17 @@ def test_cuda_tail_ops_match_the_reference(dtype: torch.dtype) -> None:
         assert got3.dtype == dtype
         err = (got3.float() - ref3).pow(2).mean().sqrt() / ref3.pow(2).mean().sqrt()
         assert err < 5e-3, err
+    refu = F.relu(F.conv2d(F.interpolate(x.float(), scale_factor=2), w.float(), b.float(), padding=1))
+    for fn in (nearest2x_conv3x3, torch.compile(nearest2x_conv3x3)):
+        gotu = fn(x, w, b, True)
+        assert gotu.dtype == dtype and gotu.is_contiguous(memory_format=torch.channels_last)
+        err = (gotu.float() - refu).pow(2).mean().sqrt() / refu.pow(2).mean().sqrt()
+        assert err < 5e-3, err
 
 
 def test_fused_switches_default_off_and_keep_the_config() -> None:
     m = TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4)))
-    assert not m.fused_conv_relu and not m.out_by_taps and not m.fused_memblocks
+    assert not m.fused_conv_relu and not m.out_by_taps and not m.fused_memblocks and not m.subpixel_upsample
 
 
 def test_pipeline_turns_the_tail_kernels_on_for_wide_decoders_only() -> None:

@@ -164,14 +164,14 @@ def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
-_RADIX_SELECT: tuple[bool, int | None] = (False, None)  # see set_radix_select
+_RADIX_SELECT: tuple[bool, int | str | None] = (False, None)  # see set_radix_select
 
 
-def set_radix_select(on: bool, segment: int | None = None) -> None:
+def set_radix_select(on: bool, segment: int | str | None = "auto") -> None:
     """Whether :func:`topk_select` finds its thresholds with the Triton radix select on CUDA
     (:mod:`~streamvsr.models.flashvsr.radix_select`; the same values as ``torch.topk``), and with rows split into
-    pieces of ``segment`` values (None: one program per row). Off by default: not yet faster in an end-to-end
-    measurement of its own (docs/performance.md, sixth session of 2026-11-27)."""
+    pieces of ``segment`` values (None: one program per row; "auto": the measured faster form by row length).
+    Off by default: not yet faster in an end-to-end measurement of its own (docs/performance.md)."""
     global _RADIX_SELECT
     _RADIX_SELECT = (bool(on), segment)
 

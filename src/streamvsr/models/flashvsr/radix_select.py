@@ -10,10 +10,11 @@ a histogram of byte p (from the top) over the entries that match the bytes chose
 the count of larger entries first reaches k. The result is the exact k-th largest value, ties included, the same
 bits as ``torch.topk(x, k).values.min()``.
 
-One program per row (``segment=None``) took 55 instead of 98 us at 768x1408 on an H100 but 239 instead of 129 us
+One program per row (``segment=None``) took 55 instead of 103 us at 768x1408 on an H100 but 237 instead of 133 us
 for the 12 rows of 72,900 scores at 1080p: one program reads too little in parallel. With ``segment``, each pass
-splits the rows over several programs whose byte histograms add up atomically (not run on a GPU yet; the GPU ran
-the one-program form before its loop and byte choice became the helpers below).
+splits the rows over several programs whose byte histograms add up atomically: 122 us at 1080p, but 142 us at
+768x1408 (``scripts/topk_micro.py``, docs/performance.md, seventh session of 2026-11-27). ``segment="auto"``
+(:func:`auto_segment`) takes the faster form by the row length.
 
 Entries with the sign bit set (the -1.0 that masks invisible key windows, -0.0) never count and are never returned:
 the caller must ask for k at most the row's count of non-negative entries (the selection's k is at most the count
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["available", "kth_largest_rows"]
+__all__ = ["auto_segment", "available", "kth_largest_rows"]
 
 
 try:  # optional: the kernels exist where Triton is installed (CUDA machines have it with torch)
@@ -110,13 +111,20 @@ def available(x: torch.Tensor) -> bool:
     return triton is not None
 
 
-def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | None = None) -> torch.Tensor:
+def auto_segment(n: int) -> int | None:
+    """The measured faster form for rows of ``n`` values: one program per row up to 32,768 values (17,424 at
+    768x1408), else rows split into pieces of 4,096 (72,900 at 1080p)."""
+    return None if n <= 32768 else 4096
+
+
+def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | str | None = None) -> torch.Tensor:
     """The k-th largest (k >= 1) of each row of ``x`` (..., n) float32: (..., 1).
 
     Only entries without the sign bit count (see the module docstring); k must be at most their count in every
     row. ``segment`` None: one program per row (measured, docs/performance.md); else each pass splits the rows
     into pieces of ``segment`` values (a multiple of ``block``), one program each, whose histograms add up
-    atomically, and a last program per row reads the answer off the four histograms (six launches). Runs on
+    atomically, and a last program per row reads the answer off the four histograms (six launches); "auto":
+    :func:`auto_segment` of the row length. Runs on
     the tensor's device through Triton (on the CPU only under ``TRITON_INTERPRET=1``, for tests)."""
     if x.dtype != torch.float32:
         raise TypeError(f"kth_largest_rows takes float32, got {x.dtype}")
@@ -127,6 +135,8 @@ def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | 
     if rows.stride(-1) != 1:
         rows = rows.contiguous()
     out = torch.empty(rows.shape[0], dtype=torch.float32, device=x.device)
+    if segment == "auto":
+        segment = auto_segment(n)
     if segment is None:
         _one_program_per_row[(rows.shape[0],)](rows, out, k, rows.stride(0), n=n, BLOCK=block, num_warps=8)
         return out.view(*x.shape[:-1], 1)

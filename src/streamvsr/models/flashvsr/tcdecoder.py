@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamvsr.models.flashvsr.config import TCDecoderConfig
-from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps
+from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps, nearest2x_conv3x3
 
 __all__ = ["TCDecoder", "make_tc_condition", "tc_condition_unshuffle"]
 
@@ -169,6 +169,9 @@ class TCDecoder(nn.Module):
         self.fused_conv_relu = False
         self.fused_memblocks = False  # the same for the first two convolutions of every MemBlock
         self.out_by_taps = False
+        # every nearest x2 upsampling with the 3x3 convolution after it (and its ReLU) as one sub-pixel convolution
+        # of the smaller input (fused.nearest2x_conv3x3: 4/9 of the multiply-adds, no upsampled tensor)
+        self.subpixel_upsample = False
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -220,22 +223,32 @@ class TCDecoder(nn.Module):
         """The layers of the stack at the indices ``order``, in that order, on x (B, T, C, h, w); returns x and
         the new memories. An upsampling directly followed (in ``order``) by a TGrow runs after it (grow_first)."""
         new_mem: dict[int, torch.Tensor] = {}
-        skip = -1
+        skip: set[int] = set()
         infer = not torch.is_grad_enabled()  # the fused kernels have no backward
         for k, i in enumerate(order):
             layer = layers[i]
-            if i == skip:
+            if i in skip:
                 continue
             nxt = order[k + 1] if k + 1 < len(order) else None
             nxt_layer = layers[nxt] if nxt is not None else None
-            if self.grow_first and isinstance(layer, nn.Upsample) and isinstance(nxt_layer, _TGrow):
+            upconv = self._subpixel_run(layers, order, k) if infer and self.subpixel_upsample else None
+            if upconv is not None:
+                # [TGrow,] upsampling, 3x3 convolution [, ReLU] -> [TGrow,] one sub-pixel convolution
+                grow, conv, relu, used = upconv
+                if grow is not None:
+                    x = grow(x)
+                b, t = x.shape[:2]
+                y = nearest2x_conv3x3(x.flatten(0, 1), conv.weight, conv.bias, relu)
+                x = y.reshape(b, t, *y.shape[1:])
+                skip.update(used)
+            elif self.grow_first and isinstance(layer, nn.Upsample) and isinstance(nxt_layer, _TGrow):
                 # TGrow (a 1x1 convolution without bias) commutes with the x2 upsampling (nearest or bilinear:
                 # both linear, per channel): growing the frames first does its work on a quarter of the pixels.
                 x = nxt_layer(x)
                 b, t = x.shape[:2]
                 y = layer(x.flatten(0, 1))
                 x = y.reshape(b, t, *y.shape[1:])
-                skip = nxt
+                skip.add(nxt)  # type: ignore[arg-type]
             elif isinstance(layer, _MemBlock):
                 prev = mem.get(i) if mem else None
                 if prev is None:
@@ -249,13 +262,44 @@ class TCDecoder(nn.Module):
             else:  # a per-frame layer: frames folded into the batch
                 fn = layer
                 if infer and self.fused_conv_relu and isinstance(layer, nn.Conv2d) and isinstance(nxt_layer, nn.ReLU):
-                    fn, skip = partial(_conv_relu, layer), nxt
+                    fn = partial(_conv_relu, layer)
+                    skip.add(nxt)  # type: ignore[arg-type]
                 elif infer and self.out_by_taps and i == len(layers) - 1:
                     fn = partial(conv3x3_by_taps, weight=layer.weight, bias=layer.bias)
                 b, t = x.shape[:2]
                 y = fn(x.flatten(0, 1))
                 x = y.reshape(b, t, *y.shape[1:])
         return x, new_mem
+
+    def _subpixel_run(
+        self, layers: list[nn.Module], order: list[int], k: int
+    ) -> tuple[_TGrow | None, nn.Conv2d, bool, list[int]] | None:
+        """Where ``order[k]`` starts a nearest x2 upsampling, a 3x3 convolution (stride 1, padding 1) and maybe a
+        ReLU, with a TGrow between upsampling and convolution when TGrows run first (``grow_first``): (that TGrow
+        or None, the convolution, whether a ReLU follows, the indices the sub-pixel convolution replaces after
+        ``order[k]``). Else None."""
+        up = layers[order[k]]
+        if not (isinstance(up, nn.Upsample) and up.mode == "nearest" and up.scale_factor in (2, 2.0)):
+            return None
+        rest = order[k + 1 :]
+        grow = None
+        if rest and isinstance(layers[rest[0]], _TGrow):
+            if not self.grow_first:
+                return None
+            grow, rest = layers[rest[0]], rest[1:]
+        conv = layers[rest[0]] if rest else None
+        if not (
+            isinstance(conv, nn.Conv2d)
+            and conv.kernel_size == (3, 3)
+            and conv.stride == (1, 1)
+            and conv.padding == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.groups == 1
+        ):
+            return None
+        relu = len(rest) > 1 and isinstance(layers[rest[1]], nn.ReLU)
+        used = order[k + 1 : k + 1 + (1 if grow is not None else 0) + 1 + (1 if relu else 0)]
+        return grow, conv, relu, used  # type: ignore[return-value]
 
     def _output(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, 3, H, W) of the stack + aligned cond (B, 3, T, H, W) -> (B, 3, T, H, W) in about [-1, 1]."""
