@@ -46,7 +46,8 @@ the LCSA threshold by the Triton radix select (:func:`~streamvsr.models.flashvsr
 ``radix2`` the same with each row split over programs of 4096 values; ``radixa`` the faster of the two by row
 length (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
 TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
-:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`).
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`). ``post``: the output step (colour fix and conversion)
+compiled (:func:`~streamvsr.pipeline.flashvsr.compile_output`).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -95,6 +96,7 @@ from streamvsr.pipeline.flashvsr import (
     compile_decoder,
     compile_dit,
     compile_lq_proj,
+    compile_output,
     padded_frame_count,
     pipeline_flex_options,
 )
@@ -564,6 +566,7 @@ LEVER_PARTS = (
     "radix2",
     "radixa",
     "upc",
+    "post",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -637,6 +640,7 @@ class _LeverState:
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
+        self.compiled_out: Compiled | None = None
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
         self.block_order = attn_mod.get_flex_block_order()  # restored by close()
 
@@ -695,6 +699,7 @@ class _LeverState:
             self.compiled = compile_dit(self.up.dit, mode)
         self._toggle("compiled_dec", "dec" in parts, lambda: compile_decoder(self.up.decoder, mode))
         self._toggle("compiled_proj", "proj" in parts, lambda: compile_lq_proj(self.up.lq_proj, mode))
+        self._toggle("compiled_out", "post" in parts, lambda: compile_output(self.up, mode))
         self.up.lq_proj.time_fold = "fold" in parts
         self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
         self.up.kv_layout = "spare" if "spare" in parts else "shared" if "ring" in parts else self.kv_layout  # likewise
@@ -717,10 +722,10 @@ class _LeverState:
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
-        for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
+        for handle in (self.compiled, self.compiled_dec, self.compiled_proj, self.compiled_out):
             if handle is not None:
                 handle.undo()
-        self.compiled = self.compiled_dec = self.compiled_proj = None
+        self.compiled = self.compiled_dec = self.compiled_proj = self.compiled_out = None
         dit_mod.apply_rope = _APPLY_ROPE
         attn_mod.set_flex_block_order(self.block_order)
         attn_mod.set_radix_select(False)

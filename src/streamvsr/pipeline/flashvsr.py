@@ -48,6 +48,7 @@ from streamvsr.models.flashvsr.attention import (
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
+from streamvsr.ops.color import adain_color_fix, wavelet_color_fix
 from streamvsr.pipeline.protocol import ModelSpec
 
 __all__ = [
@@ -238,6 +239,29 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
     return Compiled([(decoder, "_run")])
 
 
+def finish_frames(sr: torch.Tensor, ref: torch.Tensor, color_fix: str, to_uint8: bool) -> torch.Tensor:
+    """Decoded frames (T, 3, H, W) about [-1, 1] and their bicubic LR reference -> output frames: the colour fix
+    ("adain", "wavelet" or "none": clamped to [-1, 1] only), then [0, 1] in float32, or with ``to_uint8`` 0..255
+    rounded as ``run.to_array`` rounds float frames (x * 255 + 0.5, clamped, truncated)."""
+    if color_fix == "none":
+        out = sr.clamp(-1, 1)
+    else:
+        fn = adain_color_fix if color_fix == "adain" else wavelet_color_fix
+        out = fn(sr, ref)
+    out = ((out.float() + 1) * 0.5).clamp(0, 1)
+    if to_uint8:
+        out = (out * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def compile_output(up: FlashVSRUpscaler, mode: str | None = None, backend: str = "inductor") -> Compiled:
+    """torch.compile an upscaler's output step (:func:`finish_frames`: the colour fix and the conversion to the
+    output's range and dtype, full-resolution elementwise passes and per-frame statistics) into a few kernels.
+    One graph per frame count (the stream's first call, the steady calls, the flush)."""
+    up._finish = _compiled(finish_frames, mode, _compile_kw(mode, backend, 2))
+    return Compiled([(up, "_finish")])
+
+
 def compile_lq_proj(lq_proj: torch.nn.Module, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile the LQ projector's later calls (``_steady``: frames and both caches in, tokens and the new
     caches out): the pixel unshuffle, both causal convolutions with their padding, the norms and activations
@@ -360,6 +384,8 @@ class FlashVSRUpscaler:
     241 frames) went from 56.51 to 57.31 FPS at 768x1408 and from 27.74 to 28.02 at 1080p (docs/performance.md,
     fifth session of 2026-11-27).
     """
+
+    _finish = staticmethod(finish_frames)  # the output step; compile_output sets a compiled one on the instance
 
     def __init__(
         self,
@@ -764,10 +790,7 @@ class FlashVSRUpscaler:
             out = out[0].transpose(0, 1)  # (n, 3, H, W)
             if out.shape[0] != e - s:
                 raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
-            out = self._color(out, ref[0].transpose(0, 1))
-            out = ((out.float() + 1) * 0.5).clamp_(0, 1)
-            if self._uint8:  # rounded as run.to_array rounds float frames: x * 255 + 0.5, clamped, truncated
-                out = out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
+            out = self._finish(out, ref[0].transpose(0, 1), self.color_fix, bool(self._uint8))
         for i in range(s, e):  # these frames are not needed any more
             self._hr.pop(i, None)
         self._sync()
@@ -776,11 +799,3 @@ class FlashVSRUpscaler:
             self.on_chunk(ChunkInfo(self._call_index, (a, b), (s, e), t1 - t0, t2 - t1, t2 - t0))
         self._call_index += 1
         return out
-
-    def _color(self, sr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        if self.color_fix == "none":
-            return sr.clamp(-1, 1)
-        from streamvsr.ops.color import adain_color_fix, wavelet_color_fix
-
-        fn = adain_color_fix if self.color_fix == "adain" else wavelet_color_fix
-        return fn(sr, ref)
