@@ -37,17 +37,18 @@ decoder's fused ops (CUDA, bf16, official width), the shared KV ring, the DiT's 
 (CUDA, bf16), and everywhere ``means`` (the block means of q and k from the projection step:
 ``WanDiT.block_means_in_pre``) and ``vorder`` (the flex plans put each window's blocks fewest visible key blocks
 first, so the attention kernel starts the long query blocks first:
-:func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`); a lever without them turns them off, so the
-pipeline's own path is ``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32+means+vorder``
+:func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`) and, on CUDA, ``radixa`` and ``upc`` (below); a
+lever without them turns them off, so the pipeline's own path is
+``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32+means+vorder+radixa+upc``
 (with ``--compile``; ``proj`` since the third session of 2026-11-27, the decoder's three for decoders of the official
 width since the fourth, ``ring``, ``pwork`` and ``rope32`` since the fifth, ``means`` and ``vorder`` since the
-sixth). ``--kv-layout`` only sets the cache of levers without ``ring`` or ``spare``. ``radix`` (not in the pipeline):
-the LCSA threshold by the Triton radix select (:func:`~streamvsr.models.flashvsr.attention.set_radix_select`);
-``radix2`` the same with each row split over programs of 4096 values; ``radixa`` the faster of the two by row
-length (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
+sixth, ``radixa`` and ``upc`` since the seventh). ``--kv-layout`` only sets the cache of levers without ``ring`` or
+``spare``. ``radix``: the LCSA threshold by the Triton radix select, one program per row
+(:func:`~streamvsr.models.flashvsr.attention.set_radix_select`); ``radix2`` the same with each row split over
+programs of 4096 values; ``radixa`` the faster of the two by row length
+(:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
 TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
-:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`). ``post``: the output step (colour fix and conversion)
-compiled (:func:`~streamvsr.pipeline.flashvsr.compile_output`).
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -96,7 +97,6 @@ from streamvsr.pipeline.flashvsr import (
     compile_decoder,
     compile_dit,
     compile_lq_proj,
-    compile_output,
     padded_frame_count,
     pipeline_flex_options,
 )
@@ -566,7 +566,6 @@ LEVER_PARTS = (
     "radix2",
     "radixa",
     "upc",
-    "post",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -640,9 +639,9 @@ class _LeverState:
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
-        self.compiled_out: Compiled | None = None
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
         self.block_order = attn_mod.get_flex_block_order()  # restored by close()
+        self.radix_select = attn_mod.get_radix_select()  # likewise
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -699,7 +698,6 @@ class _LeverState:
             self.compiled = compile_dit(self.up.dit, mode)
         self._toggle("compiled_dec", "dec" in parts, lambda: compile_decoder(self.up.decoder, mode))
         self._toggle("compiled_proj", "proj" in parts, lambda: compile_lq_proj(self.up.lq_proj, mode))
-        self._toggle("compiled_out", "post" in parts, lambda: compile_output(self.up, mode))
         self.up.lq_proj.time_fold = "fold" in parts
         self.up.kv_pieces = "cat" not in parts  # takes effect at the stream's reset
         self.up.kv_layout = "spare" if "spare" in parts else "shared" if "ring" in parts else self.kv_layout  # likewise
@@ -722,13 +720,13 @@ class _LeverState:
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
-        for handle in (self.compiled, self.compiled_dec, self.compiled_proj, self.compiled_out):
+        for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
             if handle is not None:
                 handle.undo()
-        self.compiled = self.compiled_dec = self.compiled_proj = self.compiled_out = None
+        self.compiled = self.compiled_dec = self.compiled_proj = None
         dit_mod.apply_rope = _APPLY_ROPE
         attn_mod.set_flex_block_order(self.block_order)
-        attn_mod.set_radix_select(False)
+        attn_mod.set_radix_select(*self.radix_select)
 
     def info(self, lever: str) -> dict:
         d: dict = {"lever": lever}

@@ -163,14 +163,17 @@ def test_topk_select_with_the_radix_select_is_the_same_on_cuda() -> None:
     torch.manual_seed(6)
     probs = torch.softmax(torch.randn(1, 12, 2 * 66, 4 * 66, device="cuda"), -1)
     vis = torch.tensor([[True, True, False, True], [True, True, True, True]])
-    refs = [topk_select(probs, 66, 7919, v) for v in (vis, None)]  # masked windows; one window of all keys
-    for segment in (None, 4096, "auto"):
-        A.set_radix_select(True, segment)
-        try:
+    before = A.get_radix_select()
+    try:
+        A.set_radix_select(False)  # the reference: torch.topk
+        refs = [topk_select(probs, 66, 7919, v) for v in (vis, None)]  # masked windows; one window of all keys
+        for segment in (None, 4096, "auto"):
+            A.set_radix_select(True, segment)
             got = [topk_select(probs, 66, 7919, v) for v in (vis, None)]
-        finally:
-            A.set_radix_select(False)
-        assert all(torch.equal(g, r) for g, r in zip(got, refs, strict=True)), segment
+            assert all(torch.equal(g, r) for g, r in zip(got, refs, strict=True)), segment
+    finally:
+        A.set_radix_select(*before)
+    assert before == (True, "auto")  # the default
 
 
 def test_select_blocks_empty_query_block_and_local() -> None:

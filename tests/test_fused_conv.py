@@ -199,5 +199,7 @@ def test_pipeline_turns_the_tail_kernels_on_for_wide_decoders_only() -> None:
     wide = TCDecoder(TCDecoderConfig(channels=(64, 64, 64, 64)))
     narrow = TCDecoder(TCDecoderConfig(channels=(24, 16, 12, 12)))
     assert _tail_kernels(wide) and wide.fused_conv_relu and wide.fused_memblocks and wide.out_by_taps
+    assert wide.subpixel_upsample
     assert not _tail_kernels(narrow) and not (narrow.fused_conv_relu or narrow.fused_memblocks or narrow.out_by_taps)
+    assert not narrow.subpixel_upsample
     assert not _tail_kernels(torch.nn.Conv2d(1, 1, 1))  # other decoders: untouched

@@ -254,14 +254,6 @@ def finish_frames(sr: torch.Tensor, ref: torch.Tensor, color_fix: str, to_uint8:
     return out
 
 
-def compile_output(up: FlashVSRUpscaler, mode: str | None = None, backend: str = "inductor") -> Compiled:
-    """torch.compile an upscaler's output step (:func:`finish_frames`: the colour fix and the conversion to the
-    output's range and dtype, full-resolution elementwise passes and per-frame statistics) into a few kernels.
-    One graph per frame count (the stream's first call, the steady calls, the flush)."""
-    up._finish = _compiled(finish_frames, mode, _compile_kw(mode, backend, 2))
-    return Compiled([(up, "_finish")])
-
-
 def compile_lq_proj(lq_proj: torch.nn.Module, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile the LQ projector's later calls (``_steady``: frames and both caches in, tokens and the new
     caches out): the pixel unshuffle, both causal convolutions with their padding, the norms and activations
@@ -343,15 +335,17 @@ def _cuda_fast_paths(dit: WanDiT, lq_proj: torch.nn.Module, device: torch.device
 def _tail_kernels(decoder: torch.nn.Module) -> bool:
     """Turn on the TCDecoder's fused inference kernels (for CUDA in bf16/fp16; the same function): every
     convolution + ReLU pair of the layer stack and of the MemBlocks as one cuDNN op with the ReLU in its epilogue,
-    and the 3-channel output convolution as a GEMM plus a shifted sum (:mod:`~streamvsr.models.flashvsr.fused`).
+    the 3-channel output convolution as a GEMM plus a shifted sum, and every nearest x2 upsampling with the 3x3
+    convolution after it as one sub-pixel convolution (:mod:`~streamvsr.models.flashvsr.fused`).
     Only for decoders of the official width (at least 64 channels at full resolution), where they were measured: on
-    an H100 the piped rate went from 55.24 to 56.93 FPS at 768x1408 and from 27.25 to 28.06 at 1080p
-    (docs/performance.md, fourth session of 2026-11-27). Narrow decoders (our default model's 12 channels) keep the
-    reference layers. Returns whether they were turned on."""
+    an H100 the first three took the piped rate from 55.24 to 56.93 FPS at 768x1408 and from 27.25 to 28.06 at
+    1080p (docs/performance.md, fourth session of 2026-11-27); the sub-pixel upsampling from 58.25 to 58.81 and
+    from 28.66 to 29.14 (seventh session). Narrow decoders (our default model's 12 channels) keep the reference
+    layers. Returns whether they were turned on."""
     cfg = getattr(decoder, "cfg", None)
     if not hasattr(decoder, "fused_conv_relu") or cfg is None or cfg.channels[-1] < 64:
         return False
-    decoder.fused_conv_relu = decoder.fused_memblocks = decoder.out_by_taps = True
+    decoder.fused_conv_relu = decoder.fused_memblocks = decoder.out_by_taps = decoder.subpixel_upsample = True
     return True
 
 
@@ -384,8 +378,6 @@ class FlashVSRUpscaler:
     241 frames) went from 56.51 to 57.31 FPS at 768x1408 and from 27.74 to 28.02 at 1080p (docs/performance.md,
     fifth session of 2026-11-27).
     """
-
-    _finish = staticmethod(finish_frames)  # the output step; compile_output sets a compiled one on the instance
 
     def __init__(
         self,
@@ -790,7 +782,7 @@ class FlashVSRUpscaler:
             out = out[0].transpose(0, 1)  # (n, 3, H, W)
             if out.shape[0] != e - s:
                 raise RuntimeError(f"decoder returned {out.shape[0]} frames for output frames {s}..{e - 1}")
-            out = self._finish(out, ref[0].transpose(0, 1), self.color_fix, bool(self._uint8))
+            out = finish_frames(out, ref[0].transpose(0, 1), self.color_fix, bool(self._uint8))
         for i in range(s, e):  # these frames are not needed any more
             self._hr.pop(i, None)
         self._sync()

@@ -97,8 +97,8 @@ def _flashvsr(
     ``seed`` with a known ``num_frames`` gives the official whole-video noise draw. ``detail``: see
     :class:`~streamvsr.pipeline.flashvsr.FlashVSRUpscaler`. ``compile``: torch.compile
     the DiT blocks, the TCDecoder and the LQ projector's later calls (:func:`~streamvsr.pipeline.flashvsr.compile_dit`,
-    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`, :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`,
-    :func:`~streamvsr.pipeline.flashvsr.compile_output`; the first frames take longer). ``streams``: on CUDA,
+    :func:`~streamvsr.pipeline.flashvsr.compile_decoder`, :func:`~streamvsr.pipeline.flashvsr.compile_lq_proj`; the
+    first frames take longer). ``streams``: on CUDA,
     decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
     ``fp8``: the DiT blocks' eight big linears in FP8 e4m3 with per-token scales, the FFN's GELU fused into the
     quantisation of ``ffn.2``'s input (:data:`~streamvsr.models.flashvsr.fp8.DEFAULT_INCLUDE`, ``fuse_gelu``;
@@ -148,7 +148,6 @@ def _flashvsr(
         if isinstance(up.decoder, TCDecoder):  # the full variant's Wan VAE decoder stays eager
             flashvsr_pipeline.compile_decoder(up.decoder)
         flashvsr_pipeline.compile_lq_proj(up.lq_proj)
-        flashvsr_pipeline.compile_output(up)
     return up
 
 

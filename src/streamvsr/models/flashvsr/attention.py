@@ -47,6 +47,7 @@ __all__ = [
     "set_flex_block_order",
     "set_flex_options",
     "set_radix_select",
+    "get_radix_select",
     "sparse_topk",
     "topk_select",
     "kth_largest",
@@ -164,16 +165,24 @@ def kth_largest(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.topk(x, k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
 
 
-_RADIX_SELECT: tuple[bool, int | str | None] = (False, None)  # see set_radix_select
+_RADIX_SELECT: tuple[bool, int | str | None] = (True, "auto")  # see set_radix_select
 
 
 def set_radix_select(on: bool, segment: int | str | None = "auto") -> None:
     """Whether :func:`topk_select` finds its thresholds with the Triton radix select on CUDA
     (:mod:`~streamvsr.models.flashvsr.radix_select`; the same values as ``torch.topk``), and with rows split into
-    pieces of ``segment`` values (None: one program per row; "auto": the measured faster form by row length).
-    Off by default: not yet faster in an end-to-end measurement of its own (docs/performance.md)."""
+    pieces of ``segment`` values (None: one program per row; "auto", the default: the measured faster form by row
+    length). On by default where it can run (CUDA with Triton; elsewhere ``torch.topk``): on an H100 it took 55
+    instead of 103 us per layer at 768x1408 and 122 instead of 133 at 1080p, and the pipeline's path with it and
+    the TCDecoder's sub-pixel upsampling ran 1.4% and 0.8% faster end to end (docs/performance.md, seventh session
+    of 2026-11-27)."""
     global _RADIX_SELECT
     _RADIX_SELECT = (bool(on), segment)
+
+
+def get_radix_select() -> tuple[bool, int | str | None]:
+    """(on, segment) as :func:`set_radix_select` set them."""
+    return _RADIX_SELECT
 
 
 def _threshold(x: torch.Tensor, k: int) -> torch.Tensor:
