@@ -15,14 +15,22 @@ from streamvsr.models.flashvsr.tcdecoder import TCDecoder, make_tc_condition
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_conv3x3_by_taps_equals_conv2d(channels_last: bool) -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 16, 9, 13, generator=g, dtype=torch.float64)
-    w = torch.randn(3, 16, 3, 3, generator=g, dtype=torch.float64)
-    b = torch.randn(3, generator=g, dtype=torch.float64)
+def _conv_inputs(
+    seed: int, x_shape: tuple[int, ...], outputs: int, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """float64 input (channels-last or not), a random 3x3 weight with ``outputs`` outputs and its bias."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*x_shape, generator=g, dtype=torch.float64)
+    w = torch.randn(outputs, x_shape[1], 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(outputs, generator=g, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    return x, w, b
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv3x3_by_taps_equals_conv2d(channels_last: bool) -> None:
+    x, w, b = _conv_inputs(0, (3, 16, 9, 13), 3, channels_last)
     torch.testing.assert_close(conv3x3_by_taps(x, w, b), F.conv2d(x, w, b, padding=1), rtol=0, atol=1e-12)
     torch.testing.assert_close(conv3x3_by_taps(x, w, None), F.conv2d(x, w, padding=1), rtol=0, atol=1e-12)
     # every tap counts: a weight change at one border tap changes the border pixels
@@ -55,12 +63,7 @@ def test_conv2d_relu_reference_and_layout(channels_last: bool) -> None:
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_nearest2x_conv3x3_equals_upsample_then_conv(channels_last: bool) -> None:
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 6, 5, 7, generator=g, dtype=torch.float64)
-    w = torch.randn(4, 6, 3, 3, generator=g, dtype=torch.float64)
-    b = torch.randn(4, generator=g, dtype=torch.float64)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x, w, b = _conv_inputs(3, (2, 6, 5, 7), 4, channels_last)
     up = F.interpolate(x, scale_factor=2, mode="nearest")
     for bias in (b, None):
         ref = F.conv2d(up, w, bias, padding=1)
@@ -79,29 +82,40 @@ def test_nearest2x_conv3x3_equals_upsample_then_conv(channels_last: bool) -> Non
     torch.testing.assert_close(compiled(x), F.relu(F.conv2d(up, w, b, padding=1)), rtol=0, atol=1e-12)
 
 
-def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
-    """subpixel_upsample gives the decoder's output, whole and streamed, alone and with the other fused kernels;
-    no nearest upsampling runs; with gradients the reference layers run."""
+def _random_decoder(seed: int) -> tuple[TCDecoder, torch.Tensor, torch.Tensor]:
+    """A small float64 TCDecoder with random weights, 3 latents and their 9 LR frames."""
     m = TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4))).double()
-    g = torch.Generator().manual_seed(4)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
     lat = torch.randn(1, 16, 3, 4, 6, generator=g, dtype=torch.float64)
     lr = torch.rand(1, 3, 9, 32, 48, generator=g, dtype=torch.float64) * 2 - 1
+    return m, lat, lr
+
+
+def _whole_and_streamed(m: TCDecoder, lat: torch.Tensor, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's output in one stateless pass and streamed (one latent, then two), without gradients."""
     al = make_tc_condition(lr, first=True)
+    with torch.no_grad():
+        whole = m(lat, lr)
+        m.reset()
+        streamed = torch.cat([m.decode(lat[:, :, :1], lr[:, :, :1]), m.decode(lat[:, :, 1:], al[:, :, 4:12])], 2)
+        m.reset()
+    return whole, streamed
+
+
+def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
+    """subpixel_upsample gives the decoder's output, whole and streamed, alone and with the other fused kernels;
+    no nearest upsampling runs; with gradients the reference layers run."""
+    m, lat, lr = _random_decoder(4)
     ups = []
     for layer in m.decoder:
         if isinstance(layer, torch.nn.Upsample):
             layer.register_forward_hook(lambda mod, inp, out: ups.append(1))
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            whole = m(lat, lr)
-            m.reset()
-            streamed = torch.cat([m.decode(lat[:, :, :1], lr[:, :, :1]), m.decode(lat[:, :, 1:], al[:, :, 4:12])], 2)
-            m.reset()
-        return whole, streamed
+        return _whole_and_streamed(m, lat, lr)
 
     ref = run()
     assert len(ups) == 3 * 4  # three upsamplings, four passes (one whole, three streamed: a latent each)
@@ -127,23 +141,12 @@ def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
 def test_tcdecoder_fused_tail_is_the_same_function() -> None:
     """fused_conv_relu and out_by_taps give the decoder's output, whole and streamed; with gradients the
     reference layers run (the fused op has no backward)."""
-    m = TCDecoder(TCDecoderConfig(channels=(8, 8, 4, 4))).double()
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
-    lat = torch.randn(1, 16, 3, 4, 6, generator=g, dtype=torch.float64)
-    lr = torch.rand(1, 3, 9, 32, 48, generator=g, dtype=torch.float64) * 2 - 1
-    al = make_tc_condition(lr, first=True)
+    m, lat, lr = _random_decoder(2)
     calls = []
     m.decoder[-1].register_forward_hook(lambda mod, inp, out: calls.append(1))
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            whole = m(lat, lr)
-            m.reset()
-            streamed = torch.cat([m.decode(lat[:, :, :1], lr[:, :, :1]), m.decode(lat[:, :, 1:], al[:, :, 4:12])], 2)
-        return whole, streamed
+        return _whole_and_streamed(m, lat, lr)
 
     ref = run()
     assert calls

@@ -248,9 +248,9 @@ def finish_frames(sr: torch.Tensor, ref: torch.Tensor, color_fix: str, to_uint8:
     else:
         fn = adain_color_fix if color_fix == "adain" else wavelet_color_fix
         out = fn(sr, ref)
-    out = ((out.float() + 1) * 0.5).clamp(0, 1)
+    out = out.float().add_(1).mul_(0.5).clamp_(0, 1)  # in place: the colour fix's output is a new tensor
     if to_uint8:
-        out = (out * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
+        out = out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
     return out
 
 

@@ -124,8 +124,8 @@ def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | 
     row. ``segment`` None: one program per row (measured, docs/performance.md); else each pass splits the rows
     into pieces of ``segment`` values (a multiple of ``block``), one program each, whose histograms add up
     atomically, and a last program per row reads the answer off the four histograms (six launches); "auto":
-    :func:`auto_segment` of the row length. Runs on
-    the tensor's device through Triton (on the CPU only under ``TRITON_INTERPRET=1``, for tests)."""
+    :func:`auto_segment` of the row length. Runs on the tensor's device through Triton (on the CPU only under
+    ``TRITON_INTERPRET=1``, for tests)."""
     if x.dtype != torch.float32:
         raise TypeError(f"kth_largest_rows takes float32, got {x.dtype}")
     n = x.shape[-1]
