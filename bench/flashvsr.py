@@ -48,7 +48,10 @@ sixth, ``radixa`` and ``upc`` since the seventh). ``--kv-layout`` only sets the 
 programs of 4096 values; ``radixa`` the faster of the two by row length
 (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
 TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
-:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width).
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width). ``kvpre`` (with ``means`` and ``ring``;
+not in the pipeline, not yet measured on a GPU): the steady calls' k, v and k block means written by the compiled
+projection step straight into the ring's free slot (``WanDiT.kv_write_in_pre``,
+:meth:`~streamvsr.models.flashvsr.attention.SharedKVCache.steady_slot`) instead of copied there by the cache.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -566,6 +569,7 @@ LEVER_PARTS = (
     "radix2",
     "radixa",
     "upc",
+    "kvpre",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -712,6 +716,7 @@ class _LeverState:
         # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
         self.up.dit.block_means_in_pre = "means" in parts  # pre's graph changes: the compiled blocks recompile
+        self.up.dit.kv_write_in_pre = "kvpre" in parts  # likewise (with means and the ring: pre fills the KV slot)
         attn_mod.set_flex_block_order("vorder" in parts)  # a window's blocks fewest visible key blocks first
         # the LCSA threshold by the Triton radix select: one program per row, or rows split by 4096 values
         radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None

@@ -1,4 +1,4 @@
-# call 3 (H100): end to end, the output step compiled (post) with radixa and upc, against the pipeline's path, and
+# call 3 (H100): end to end, the output step compiled (post; the lever was removed after this call: no gain) with radixa and upc, against the pipeline's path, and
 # against radixa+upc alone; two processes (the bench drops a repeated lever), the new path first in the first one
 set -x
 mkdir -p /tmp/site && tar -xJf .whl/site.tar.xz -C /tmp/site
