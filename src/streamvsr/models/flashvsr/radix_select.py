@@ -23,6 +23,8 @@ of visible block pairs). Optional: needs Triton and CUDA; :func:`available` says
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 __all__ = ["auto_segment", "available", "kth_largest_rows"]
@@ -137,14 +139,18 @@ def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | 
     out = torch.empty(rows.shape[0], dtype=torch.float32, device=x.device)
     if segment == "auto":
         segment = auto_segment(n)
-    if segment is None:
-        _one_program_per_row[(rows.shape[0],)](rows, out, k, rows.stride(0), n=n, BLOCK=block, num_warps=8)
-        return out.view(*x.shape[:-1], 1)
-    if segment % block:
+    if segment is not None and segment % block:
         raise ValueError(f"segment {segment} is not a multiple of block {block}")
-    hist = torch.zeros(rows.shape[0], 4, 256, dtype=torch.int32, device=x.device)
-    grid = (rows.shape[0], -(-n // segment))
-    for p in range(4):
-        _histogram_pass[grid](rows, hist, k, rows.stride(0), n=n, SEGMENT=segment, PASS=p, BLOCK=block, num_warps=4)
-    _finish[(rows.shape[0],)](hist, out, k)
+    # Triton launches on the current CUDA device: make it the tensor's (a cuda:1 tensor from a caller that did not
+    # switch devices)
+    on = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with on:
+        if segment is None:
+            _one_program_per_row[(rows.shape[0],)](rows, out, k, rows.stride(0), n=n, BLOCK=block, num_warps=8)
+            return out.view(*x.shape[:-1], 1)
+        hist = torch.zeros(rows.shape[0], 4, 256, dtype=torch.int32, device=x.device)
+        grid = (rows.shape[0], -(-n // segment))
+        for p in range(4):
+            _histogram_pass[grid](rows, hist, k, rows.stride(0), n=n, SEGMENT=segment, PASS=p, BLOCK=block, num_warps=4)
+        _finish[(rows.shape[0],)](hist, out, k)
     return out.view(*x.shape[:-1], 1)
