@@ -845,10 +845,7 @@ class SharedKVCache:
         steady one (one window onto a full layer) or the ring does not exist yet."""
         if self._k is None or n_windows != 1 or self._cnt[layer] != self.max_windows:
             return None
-        per, per_m = self._per
-        s = (self._lo[layer] - 1) % self.slots
-        rings = (self._k, self._v, self._m)
-        return tuple(t[:, :, s * p : (s + 1) * p] for t, p in zip(rings, (per, per, per_m), strict=True))  # type: ignore[return-value]
+        return self._ranges(self._lo[layer] - 1, 1)  # one slot: views, never a wrap
 
     def append(
         self,

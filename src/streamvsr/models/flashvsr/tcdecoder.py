@@ -282,11 +282,13 @@ class TCDecoder(nn.Module):
         if not (isinstance(up, nn.Upsample) and up.mode == "nearest" and up.scale_factor in (2, 2.0)):
             return None
         rest = order[k + 1 :]
+        used: list[int] = []  # the indices after order[k] that the sub-pixel run replaces
         grow = None
         if rest and isinstance(layers[rest[0]], _TGrow):
             if not self.grow_first:
                 return None
-            grow, rest = layers[rest[0]], rest[1:]
+            grow = layers[rest[0]]
+            used.append(rest.pop(0))
         conv = layers[rest[0]] if rest else None
         if not (
             isinstance(conv, nn.Conv2d)
@@ -298,7 +300,7 @@ class TCDecoder(nn.Module):
         ):
             return None
         relu = len(rest) > 1 and isinstance(layers[rest[1]], nn.ReLU)
-        used = order[k + 1 : k + 1 + (1 if grow is not None else 0) + 1 + (1 if relu else 0)]
+        used += rest[: 2 if relu else 1]
         return grow, conv, relu, used  # type: ignore[return-value]
 
     def _output(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
