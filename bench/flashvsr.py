@@ -52,6 +52,9 @@ TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDe
 not in the pipeline, not yet measured on a GPU): the steady calls' k, v and k block means written by the compiled
 projection step straight into the ring's free slot (``WanDiT.kv_write_in_pre``,
 :meth:`~streamvsr.models.flashvsr.attention.SharedKVCache.steady_slot`) instead of copied there by the cache.
+``mview`` (not yet measured on a GPU): the TCDecoder's MemBlock memories kept as views of their inputs instead of
+copied out after every pass (``TCDecoder.memory_views``). ``wcl`` (likewise): the TCDecoder's convolution weights
+in the channels-last layout of its activations, so that cuDNN and Inductor do not convert them on every call.
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -570,6 +573,8 @@ LEVER_PARTS = (
     "radixa",
     "upc",
     "kvpre",
+    "mview",
+    "wcl",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -622,6 +627,14 @@ def _psnr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
 
+def _conv_weight_format(module: torch.nn.Module) -> torch.memory_format:
+    """channels_last if every 4-D weight of ``module`` has that layout (and some is not plain contiguous), else
+    contiguous_format."""
+    ws = [p for p in module.parameters() if p.dim() == 4]
+    cl = all(w.is_contiguous(memory_format=torch.channels_last) for w in ws)
+    return torch.channels_last if ws and cl and not all(w.is_contiguous() for w in ws) else torch.contiguous_format
+
+
 class _LeverState:
     """Turns the upscaler's DiT into each lever in turn (FP8 conversion is one-way: non-FP8 levers go first)."""
 
@@ -646,6 +659,8 @@ class _LeverState:
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
         self.block_order = attn_mod.get_flex_block_order()  # restored by close()
         self.radix_select = attn_mod.get_radix_select()  # likewise
+        # the decoder's weight layout as the upscaler left it (lever part "wcl" makes it channels-last)
+        self.decoder_format = self.decoder_format_now = _conv_weight_format(up.decoder)
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -722,14 +737,33 @@ class _LeverState:
         radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None
         attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
         self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
+        self.up.decoder.memory_views = "mview" in parts  # MemBlock memories as views of their inputs (no copy)
+        # the decoder's convolution weights in the channels-last layout of its activations (no conversion per call)
+        # (Dynamo does not guard on parameter strides: every compiled part is undone, its graphs forgotten and
+        # compiled again, from the Inductor cache where it has them)
+        fmt = torch.channels_last if "wcl" in parts else self.decoder_format
+        if fmt != self.decoder_format_now:
+            compiled = [n for n in ("compiled", "compiled_dec", "compiled_proj") if getattr(self, n) is not None]
+            if compiled:
+                self.close_compiled()
+                torch._dynamo.reset()
+            self.up.decoder.to(memory_format=fmt)
+            self.decoder_format_now = fmt
+            if compiled:
+                self.apply(lever)
 
-    def close(self) -> None:
-        """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
+    def close_compiled(self) -> None:
+        """Undo the compile levers."""
         for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
             if handle is not None:
                 handle.undo()
         self.compiled = self.compiled_dec = self.compiled_proj = None
+
+    def close(self) -> None:
+        """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
+        self.close_compiled()
         dit_mod.apply_rope = _APPLY_ROPE
+        self.up.decoder.to(memory_format=self.decoder_format)
         attn_mod.set_flex_block_order(self.block_order)
         attn_mod.set_radix_select(*self.radix_select)
 
