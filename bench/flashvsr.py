@@ -48,13 +48,7 @@ sixth, ``radixa`` and ``upc`` since the seventh). ``--kv-layout`` only sets the 
 programs of 4096 values; ``radixa`` the faster of the two by row length
 (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
 TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
-:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width). ``kvpre`` (with ``means`` and ``ring``;
-not in the pipeline, not yet measured on a GPU): the steady calls' k, v and k block means written by the compiled
-projection step straight into the ring's free slot (``WanDiT.kv_write_in_pre``,
-:meth:`~streamvsr.models.flashvsr.attention.SharedKVCache.steady_slot`) instead of copied there by the cache.
-``mview`` (not yet measured on a GPU): the TCDecoder's MemBlock memories kept as views of their inputs instead of
-copied out after every pass (``TCDecoder.memory_views``). ``wcl`` (likewise): the TCDecoder's convolution weights
-in the channels-last layout of its activations, so that cuDNN and Inductor do not convert them on every call.
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -572,9 +566,6 @@ LEVER_PARTS = (
     "radix2",
     "radixa",
     "upc",
-    "kvpre",
-    "mview",
-    "wcl",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -627,14 +618,6 @@ def _psnr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
 
-def _conv_weight_format(module: torch.nn.Module) -> torch.memory_format:
-    """channels_last if every 4-D weight of ``module`` has that layout (and some is not plain contiguous), else
-    contiguous_format."""
-    ws = [p for p in module.parameters() if p.dim() == 4]
-    cl = all(w.is_contiguous(memory_format=torch.channels_last) for w in ws)
-    return torch.channels_last if ws and cl and not all(w.is_contiguous() for w in ws) else torch.contiguous_format
-
-
 class _LeverState:
     """Turns the upscaler's DiT into each lever in turn (FP8 conversion is one-way: non-FP8 levers go first)."""
 
@@ -659,8 +642,6 @@ class _LeverState:
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
         self.block_order = attn_mod.get_flex_block_order()  # restored by close()
         self.radix_select = attn_mod.get_radix_select()  # likewise
-        # the decoder's weight layout as the upscaler left it (lever part "wcl" makes it channels-last)
-        self.decoder_format = self.decoder_format_now = _conv_weight_format(up.decoder)
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -731,39 +712,19 @@ class _LeverState:
         # RoPE as Wan writes it (stacked halves) instead of the library's one expression; Dynamo guards on the global
         dit_mod.apply_rope = dit_mod.apply_rope_stacked if "ropestack" in parts else _APPLY_ROPE
         self.up.dit.block_means_in_pre = "means" in parts  # pre's graph changes: the compiled blocks recompile
-        self.up.dit.kv_write_in_pre = "kvpre" in parts  # likewise (with means and the ring: pre fills the KV slot)
         attn_mod.set_flex_block_order("vorder" in parts)  # a window's blocks fewest visible key blocks first
         # the LCSA threshold by the Triton radix select: one program per row, or rows split by 4096 values
         radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None
         attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
         self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
-        self.up.decoder.memory_views = "mview" in parts  # MemBlock memories as views of their inputs (no copy)
-        # the decoder's convolution weights in the channels-last layout of its activations (no conversion per call)
-        # (Dynamo does not guard on parameter strides: every compiled part is undone, its graphs forgotten and
-        # compiled again, from the Inductor cache where it has them)
-        fmt = torch.channels_last if "wcl" in parts else self.decoder_format
-        if fmt != self.decoder_format_now:
-            compiled = [n for n in ("compiled", "compiled_dec", "compiled_proj") if getattr(self, n) is not None]
-            if compiled:
-                self.close_compiled()
-                torch._dynamo.reset()
-            self.up.decoder.to(memory_format=fmt)
-            self.decoder_format_now = fmt
-            if compiled:
-                self.apply(lever)
 
-    def close_compiled(self) -> None:
-        """Undo the compile levers."""
+    def close(self) -> None:
+        """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
         for handle in (self.compiled, self.compiled_dec, self.compiled_proj):
             if handle is not None:
                 handle.undo()
         self.compiled = self.compiled_dec = self.compiled_proj = None
-
-    def close(self) -> None:
-        """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
-        self.close_compiled()
         dit_mod.apply_rope = _APPLY_ROPE
-        self.up.decoder.to(memory_format=self.decoder_format)
         attn_mod.set_flex_block_order(self.block_order)
         attn_mod.set_radix_select(*self.radix_select)
 

@@ -368,36 +368,6 @@ def test_shared_kv_cache_steady_calls_are_views_but_where_the_ring_wraps() -> No
         cache.append(0, k, k, block_means(k, 128), 1)
 
 
-def test_shared_kv_cache_steady_slot_is_where_append_writes() -> None:
-    """steady_slot hands out views of the free slot a steady append writes into; a caller that filled them and
-    passes written=True gets what append would have given; elsewhere there is no slot and written is refused."""
-    L, W, per = 3, 2, 128
-    cache, ref = SharedKVCache(num_layers=L, max_windows=W), SharedKVCache(num_layers=L, max_windows=W)
-    plain = KVCache(num_layers=L, max_windows=W)
-    for call in range(2 * (L * W + 1)):  # two turns of the ring
-        n = 2 if call == 0 else 1
-        for layer in range(L):
-            k = torch.randn(1, 2, n * per, 4)
-            v, m = torch.randn_like(k), block_means(k, 128)
-            slot = cache.steady_slot(layer, n)
-            assert (slot is None) == (call == 0) and plain.steady_slot(layer, n) is None
-            if slot is not None:
-                assert [t.shape for t in slot] == [k.shape, v.shape, m.shape]
-                assert cache.steady_slot(layer, 2) is None  # two windows: not a steady call
-                for dst, src in zip(slot, (k, v, m), strict=True):
-                    dst.copy_(src)
-            got = cache.append(layer, k, v, m, n, written=slot is not None)
-            want = ref.append(layer, k, v, m, n)
-            assert all(torch.equal(a, b) for a, b in zip(got[:3], want[:3], strict=True)) and got[3] == want[3]
-            cache.evict(layer)
-            ref.evict(layer)
-    k = torch.randn(1, 2, 2 * per, 4)
-    with pytest.raises(ValueError, match="steady call"):
-        cache.append(0, k, k, block_means(k, 128), 2, written=True)
-    with pytest.raises(ValueError, match="no slot"):
-        plain.append(0, k, k, block_means(k, 128), 2, written=True)
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_flex_compiled_equals_dense_on_cuda() -> None:

@@ -58,21 +58,6 @@ def test_compiled_blocks_match_eager_and_share_graphs() -> None:
     torch._dynamo.reset()
 
 
-def test_compiled_blocks_write_the_kv_slot_without_new_graphs() -> None:
-    """kv_write_in_pre under compile_dit: pre writes into a different ring slot every call (an input view that
-    it mutates), with no graph per slot, and the stream is the eager one."""
-    tiny = SIZES["tiny"]
-    cfg = dataclasses.replace(tiny, dit=dataclasses.replace(tiny.dit, num_layers=3))
-    up = FlashVSRUpscaler.from_config(cfg, init_seed=0)
-    up.dit.kv_write_in_pre = True
-    x = torch.rand(57, 3, 32, 32, generator=torch.Generator().manual_seed(2))  # the ring turns over
-    ref, out, graphs, handle = _eager_then_compiled(up, x, lambda: compile_dit(up.dit, backend="eager"))
-    assert graphs == 4  # as without the slot: pre and post, for the first call's and the steady calls' shapes
-    torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    handle.undo()
-    torch._dynamo.reset()
-
-
 def test_load_model_compile_option(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """``load_model("flashvsr", compile=True)`` (the CLI's --compile) compiles the loaded DiT, TCDecoder and LQ
     projector, and only then."""

@@ -110,32 +110,6 @@ def test_tcdecoder_streaming_equals_whole() -> None:
     assert (fresh - whole[:, :, 4:9]).abs().max() > 1e-6
 
 
-def test_tcdecoder_memory_views_stream_the_same_without_copies() -> None:
-    """memory_views keeps each MemBlock's memory as a view of its input (no copy per pass): the same stream bit
-    for bit, in passes of one latent and of a whole chunk."""
-    m = _randomise(TCDecoder(TC_TINY).double(), 0)
-    lat, lr = _tc_inputs(5)
-    al = make_tc_condition(lr, first=True)
-
-    def stream() -> torch.Tensor:
-        m.reset()
-        parts = [
-            m.decode(lat[:, :, 0:1], lr[:, :, 0:1]),
-            m.decode(lat[:, :, 1:3], al[:, :, 4:12]),
-            m.decode(lat[:, :, 3:5], al[:, :, 12:20], latents_per_pass=None),
-        ]
-        return torch.cat(parts, dim=2)
-
-    assert not m.memory_views  # off by default: the memories are copied out
-    ref = stream()
-    assert m._mem and all(v.untyped_storage().nbytes() == v.nbytes for v in m._mem.values())  # copies
-    m.memory_views = True
-    got = stream()
-    assert torch.equal(got, ref)
-    # the last pass had 2 latents: its memories are the last frames of larger inputs, in the inputs' storage
-    assert m._mem and all(v.untyped_storage().nbytes() > v.nbytes for v in m._mem.values())
-
-
 def test_tcdecoder_uses_condition_and_is_differentiable() -> None:
     m = _randomise(TCDecoder(TC_TINY).double(), 1)
     lat, lr = _tc_inputs(2)

@@ -186,30 +186,6 @@ def test_streaming_equals_causal_reference(tiny: WanDiT, backend: str, layout: s
     assert (full - ref).abs().max() > 1e-3  # the sparse/causal structure matters in this case
 
 
-@pytest.mark.parametrize("layout", ["shared", "spare"])
-def test_kv_write_in_pre_gives_the_same_stream(tiny: WanDiT, layout: str) -> None:
-    """kv_write_in_pre: the steady calls' k, v and k means go from DiTBlock.pre into the shared ring's free slot
-    (the other caches hand out no slot); the stream is the same, bit for bit."""
-    torch.manual_seed(2)
-    T = 14  # call 0 + 4 steady calls: the shared ring wraps
-    x = torch.randn(1, 16, T, 16, 32)
-    lq = torch.randn(1, T * 8 * 16, TINY.dim)
-    attn = AttentionConfig(sparse_ratio=0.05, local_range=1, backend="dense")
-    with torch.no_grad():
-        ref = _stream(tiny, x, lq, attn, layout)
-        tiny.kv_write_in_pre = True
-        writes = []  # whether block 1's pre got a slot, call by call
-        pre = tiny.blocks[1].pre
-        tiny.blocks[1].pre = lambda *a: writes.append(a[5] is not None) or pre(*a)  # type: ignore[method-assign]
-        try:
-            out = _stream(tiny, x, lq, attn, layout)
-        finally:
-            tiny.kv_write_in_pre = False
-            del tiny.blocks[1].pre
-    assert torch.equal(out, ref)
-    assert writes == ([False] + [True] * 4 if layout == "shared" else [False] * 5)
-
-
 @pytest.mark.parametrize("layout", ["shared", "lean"])
 def test_flex_block_order_fewest_visible_first_streams_the_reference(tiny: WanDiT, layout: str) -> None:
     """The flex plans' order of a window's blocks (fewest visible key blocks first, set_flex_block_order) is a

@@ -673,10 +673,6 @@ class KVCache:
         rings = (self._k[layer], self._v[layer], self._m[layer])
         _copy_window(rings, tuple(t.shape[2] // cap for t in rings), slot, (k, v, m), j, n)  # type: ignore[union-attr]
 
-    def steady_slot(self, layer: int, n_windows: int) -> None:
-        """No slot is handed out ahead of :meth:`append` (see :meth:`SharedKVCache.steady_slot`)."""
-        return None
-
     def append(
         self,
         layer: int,
@@ -685,17 +681,14 @@ class KVCache:
         k_means: torch.Tensor,
         n_windows: int,
         pieces: bool = False,
-        written: bool = False,
     ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor, int]:
         """Add ``n_windows`` new windows; return (K, V, K means, window count) to attend over (cached + new).
 
         pieces=True (the caller attends over pieces, see :func:`lcsa_attention`): when the ring is full
         (spare_slot=False) and the cache's ``pieces`` is on, K and V come back as tuples (cached, new)
         instead of a concatenation; the K means are always one tensor. Call :meth:`evict` after the
-        attention of this layer. written must be False (this cache hands out no slot ahead).
+        attention of this layer.
         """
-        if written:
-            raise ValueError("KVCache hands out no slot to write into ahead of append")
         if self._k[layer] is None:
             self._alloc(layer, k, v, k_means, n_windows)
         age, cap = self._age[layer], self._cap[layer]
@@ -838,15 +831,6 @@ class SharedKVCache:
         rings = (self._k, self._v, self._m)
         _copy_window(rings, (per, per, per_m), slot % self.slots, (k, v, m), j, n)  # type: ignore[arg-type]
 
-    def steady_slot(self, layer: int, n_windows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """Where a steady call's window of this layer goes, ahead of :meth:`append`: views (B, H, tokens, d) of K
-        and V and (B, H, blocks, d) of the K means of the free slot just below the layer's windows, so the
-        producer can write them there itself (then ``append(..., written=True)``). None when the call is not a
-        steady one (one window onto a full layer) or the ring does not exist yet."""
-        if self._k is None or n_windows != 1 or self._cnt[layer] != self.max_windows:
-            return None
-        return self._ranges(self._lo[layer] - 1, 1)  # one slot: views, never a wrap
-
     def append(
         self,
         layer: int,
@@ -855,11 +839,9 @@ class SharedKVCache:
         k_means: torch.Tensor,
         n_windows: int,
         pieces: bool = False,
-        written: bool = False,
     ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor, int]:
         """Add ``n_windows`` new windows (time order) of this layer; return (K, V, K means, window count)
-        to attend over, cached and new. Call :meth:`evict` after the attention of this layer. written: k, v
-        and k_means are already in the slot :meth:`steady_slot` gave (a steady call only)."""
+        to attend over, cached and new. Call :meth:`evict` after the attention of this layer."""
         n, W = n_windows, self.max_windows
         if self._k is None:
             per, per_m = k.shape[2] // n, k_means.shape[2] // n
@@ -875,11 +857,8 @@ class SharedKVCache:
             self._lo[layer], self._cnt[layer] = lo - n, c + n
             kk, vv, mm = self._ranges(lo - n, c + n)
             return kk, vv, mm, c + n
-        if written and not (c == W and n == 1):
-            raise ValueError("written=True needs a steady call (one window onto a full layer; see steady_slot)")
         if c == W and n == 1:  # steady: the free slot lies just below the layer's windows
-            if not written:
-                self._write(lo - 1, k, v, k_means, 0, 1)
+            self._write(lo - 1, k, v, k_means, 0, 1)
             self._steady[layer] = True
             kk, vv, mm = self._ranges(lo - 1, W + 1)
             return kk, vv, mm, W + 1

@@ -159,7 +159,6 @@ class _AttnCtx:
     kv_cache: KVCache | None = None
     block_order: bool = False  # tokens (and cos/sin) arrive in window (block) order, not (f, h, w) order
     means_in_pre: bool = True  # DiTBlock.pre also gives the block means of q and k (block order, LCSA only)
-    kv_in_pre: bool = False  # with means_in_pre: pre writes k, v, k means into the cache's free slot when it has one
 
 
 class _QKVO(nn.Module):
@@ -203,13 +202,11 @@ class SelfAttention(_QKVO):
         ctx: _AttnCtx,
         layer: int,
         means: tuple[torch.Tensor, torch.Tensor] | None = None,
-        written: bool = False,
     ) -> torch.Tensor:
         """q, k, v (B, L, H, d) -> attention output (B, L, C), before the output projection ``o``.
 
         means: the block means of q and k (B, H, L / 128, d) where the caller has them (:meth:`DiTBlock.pre`
-        with ``block``; tokens in block order), else computed here. written: k, v and the k means are already in
-        the KV cache's free slot (views of it; :meth:`SharedKVCache.steady_slot`)."""
+        with ``block``; tokens in block order), else computed here."""
         B, L, H, d = q.shape
         C = H * d
         if ctx.plan is None:
@@ -226,9 +223,7 @@ class SelfAttention(_QKVO):
         n_windows = L // (plan.nb * plan.block)
         cache = ctx.kv_cache
         if cache is not None:  # keys of the cached windows + this chunk's (slot order)
-            kb, vb, km, n_windows = cache.append(
-                layer, kb, vb, km, n_windows, pieces=plan.backend == "flex", written=written
-            )
+            kb, vb, km, n_windows = cache.append(layer, kb, vb, km, n_windows, pieces=plan.backend == "flex")
         out = lcsa_attention(qb, kb, vb, plan, ctx.window_visible, k_means=km, q_means=qm)
         if cache is not None:
             cache.evict(layer)
@@ -279,33 +274,20 @@ class DiTBlock(nn.Module):
         plan = ctx.plan
         lcsa = plan is not None and plan.sparse and plan.backend != "full"
         blk = plan.block if ctx.block_order and ctx.means_in_pre and lcsa else 0  # type: ignore[union-attr]
-        slot = None  # the cache's free slot for this call's window: (k, v, k means) views (B, H, tokens, d)
-        if blk and ctx.kv_in_pre and ctx.kv_cache is not None:
-            n_windows = x.shape[1] // (plan.nb * blk)  # type: ignore[union-attr]
-            slot = ctx.kv_cache.steady_slot(layer, n_windows)
-        q, k, v, *means = self.pre(x, t_mod, ctx.cos, ctx.sin, blk, slot)
-        means_t = tuple(means) if means else None
-        attn = self.self_attn.attend(q, k, v, ctx, layer, means_t, written=slot is not None)  # type: ignore[arg-type]
+        q, k, v, *means = self.pre(x, t_mod, ctx.cos, ctx.sin, blk)
+        attn = self.self_attn.attend(q, k, v, ctx, layer, tuple(means) if means else None)  # type: ignore[arg-type]
         return self.post(x, attn, t_mod, cross_kv)
 
     # forward = pre -> self_attn.attend -> post. pre and post are pure tensor math (no Python state), so a
     # runtime may compile them (pipeline.flashvsr.compile_dit); attend keeps the KV-cache bookkeeping eager.
 
     def pre(
-        self,
-        x: torch.Tensor,
-        t_mod: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        block: int = 0,
-        slot: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        self, x: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, block: int = 0
     ) -> tuple[torch.Tensor, ...]:
         """(B, L, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE.
 
         block > 0 (tokens in block order): also the block means of q and k, (B, H, L / block, d) each, for the
-        LCSA selection (in a compiled ``pre`` they come out of the same kernels instead of a strided copy each).
-        slot (with block): views (B, H, L, d), (B, H, L, d), (B, H, L / block, d) of the KV cache's free slot; k, v
-        and the k means are written there, and the k and v returned are views of it."""
+        LCSA selection (in a compiled ``pre`` they come out of the same kernels instead of a strided copy each)."""
         sh1, sc1 = (self.modulation + t_mod)[:, :2].chunk(2, dim=1)  # each (B, 1, dim)
         q, k, v = self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin)
         if not block:
@@ -313,13 +295,7 @@ class DiTBlock(nn.Module):
         B, L, H, d = q.shape
         qm = q.view(B, L // block, block, H, d).mean(dim=2).transpose(1, 2)  # (B, H, L / block, d)
         km = k.view(B, L // block, block, H, d).mean(dim=2).transpose(1, 2)
-        if slot is None:
-            return q, k, v, qm, km
-        ks, vs, ms = slot
-        ks.copy_(k.transpose(1, 2))
-        vs.copy_(v.transpose(1, 2))
-        ms.copy_(km)
-        return q, ks.transpose(1, 2), vs.transpose(1, 2), qm, ms
+        return q, k, v, qm, km
 
     def post(
         self, x: torch.Tensor, attn: torch.Tensor, t_mod: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor]
@@ -378,11 +354,6 @@ class WanDiT(nn.Module):
         # the LCSA selection's block means of q and k from DiTBlock.pre (the same math; in a compiled pre they come
         # out of the projection step's kernels instead of a strided copy and a mean each per layer)
         self.block_means_in_pre = True
-        # with block_means_in_pre and a KV cache that hands out its free slot (SharedKVCache.steady_slot): the
-        # steady calls' k, v and k block means go from DiTBlock.pre straight into that slot (in a compiled pre
-        # the store of k joins the RoPE kernel), not through a copy each in the cache. A runtime choice, off by
-        # default until measured on a GPU.
-        self.kv_write_in_pre = False
         self.init_weights()
 
     # -- initialisation ------------------------------------------------------------------------
@@ -484,15 +455,8 @@ class WanDiT(nn.Module):
     ) -> _AttnCtx:
         """The attention context of an LCSA forward (``kw``: its KV cache or window visibility)."""
         return _AttnCtx(
-            grid=grid,
-            cos=cos,
-            sin=sin,
-            plan=plan,
-            window=attn.window,
-            means_in_pre=self.block_means_in_pre,
-            kv_in_pre=self.kv_write_in_pre,
-            **kw,  # type: ignore[arg-type]
-        )
+            grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, means_in_pre=self.block_means_in_pre, **kw
+        )  # type: ignore[arg-type]
 
     def _run_blocks(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
         for i, block in enumerate(self.blocks):

@@ -172,9 +172,6 @@ class TCDecoder(nn.Module):
         # every nearest x2 upsampling with the 3x3 convolution after it (and its ReLU) as one sub-pixel convolution
         # of the smaller input (fused.nearest2x_conv3x3: 4/9 of the multiply-adds, no upsampled tensor)
         self.subpixel_upsample = False
-        # a MemBlock's memory (the last frame of its input) is kept as a view of that input instead of copied out:
-        # no copy per MemBlock and pass, and the input it holds is one pass's (bounded by ``latents_per_pass``)
-        self.memory_views = False
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -347,7 +344,7 @@ class TCDecoder(nn.Module):
             lat = latents[:, :, a : a + step]
             cnd = None if cond is None else cond[:, :, a * self.time_factor : (a + step) * self.time_factor]
             x, self._mem = self._run(self._input(lat, cnd), self._mem)
-            self._mem = {k: v.detach() if self.memory_views else v.detach().clone() for k, v in self._mem.items()}
+            self._mem = {k: v.detach().clone() for k, v in self._mem.items()}
             y = self._output(x, cnd)
             if not self._started:
                 y = y[:, :, self.frames_to_trim :]
