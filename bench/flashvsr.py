@@ -326,6 +326,18 @@ def kernel_kind(name: str) -> str:
     return next((kind for kind, keys in _KINDS if any(k in low for k in keys)), "other")
 
 
+def interval_union(spans: list[tuple[float, float]]) -> float:
+    """The total length covered by the (start, end) intervals, overlaps counted once."""
+    total, cur_a, cur_b = 0.0, None, None
+    for a, b in sorted(spans):
+        if cur_b is None or a > cur_b:
+            total += 0.0 if cur_b is None else cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    return total if cur_b is None else total + cur_b - cur_a
+
+
 def _steady_engine(
     up: FlashVSRUpscaler, out_hw: tuple[int, int], backend: str, device: torch.device, chunks: int
 ) -> tuple[Engine, torch.Tensor]:
@@ -387,17 +399,10 @@ def profile_steady(
         and not e.name.startswith("## ")
     ]
     if cuda:  # the GPU's busy time: the union of all kernels' intervals (streams overlap), against their span
-        spans = sorted((e.time_range.start, e.time_range.end) for e in device if e.time_range.end > e.time_range.start)
-        busy, cur_a, cur_b = 0.0, None, None
-        for a, b in spans:
-            if cur_b is None or a > cur_b:
-                busy += 0.0 if cur_b is None else cur_b - cur_a
-                cur_a, cur_b = a, b
-            else:
-                cur_b = max(cur_b, b)
-        if cur_b is not None:
-            busy += cur_b - cur_a
-            busy_ms, span_ms = busy / 1e3 / chunks, (spans[-1][1] - spans[0][0]) / 1e3 / chunks
+        spans = [(e.time_range.start, e.time_range.end) for e in device if e.time_range.end > e.time_range.start]
+        if spans:
+            busy_ms = interval_union(spans) / 1e3 / chunks
+            span_ms = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e3 / chunks
     longest, streams = [], {}
     if cuda:
         for e in prof.events():
@@ -440,7 +445,7 @@ def profile_steady(
             {"op": k[0], "parent": k[1], "kind": k[2], "ms_per_chunk": v[0], "kernels_per_chunk": v[1], "shapes": k[3]}
             for k, v in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:80]
         ],
-        "ms_per_stream": streams,  # kernel time per chunk on each CUDA stream (wrappers of compiled graphs count too)
+        "ms_per_stream": streams,  # kernel time per chunk on each CUDA stream (without the compiled graphs' ranges)
         "longest": [
             {"ms": d, "kernel": n, "stream": st, "op": op, "shapes": sh} for d, n, st, op, sh in longest
         ],  # single kernels; one on a second stream runs longer while the other stream holds the SMs

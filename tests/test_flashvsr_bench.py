@@ -47,6 +47,9 @@ def test_bench_profile_groups_op_time_by_kind(tmp_path: Path) -> None:
         "attention", "gemm", "conv"
     ]  # fmt: skip
     assert mod.kernel_kind("triton_poi_fused_add_mul_0") == "fused (Triton)" and mod.kernel_kind("aten::var") == "other"
+    # the GPU's busy time: overlapping kernels (two streams) count once, gaps not at all
+    assert mod.interval_union([(5.0, 9.0), (0.0, 2.0), (1.0, 3.0), (8.0, 10.0)]) == 8.0
+    assert mod.interval_union([]) == 0.0
     args = ["--size", "tiny", "--device", "cpu", "--sizes", "128x128", "--frames", "2", "--backends", "dense"]
     (r,) = mod.main([*args, "--quick", "--profile", "1"])
     prof = r["profile"]

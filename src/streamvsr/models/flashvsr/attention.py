@@ -83,17 +83,20 @@ def window_reverse(x: torch.Tensor, grid: tuple[int, int, int], window: tuple[in
     return x.permute(perm).reshape(B, f * h * w, *rest)
 
 
+def _permute_window_blocks(x: torch.Tensor, window: tuple[int, int, int], idx: torch.Tensor) -> torch.Tensor:
+    """x (B, L, ...) in block order: within every temporal window, block i takes block ``idx[i]``'s tokens."""
+    B, L, rest = x.shape[0], x.shape[1], x.shape[2:]
+    blk = window[0] * window[1] * window[2]
+    return x.reshape(B, L // (idx.numel() * blk), idx.numel(), blk, *rest)[:, :, idx].reshape(B, L, *rest)
+
+
 def to_block_order(
     x: torch.Tensor, grid: tuple[int, int, int], window: tuple[int, int, int], order: torch.Tensor | None = None
 ) -> torch.Tensor:
     """:func:`window_partition`, then each temporal window's blocks in ``order`` ((nb,) long, the plan's
     :attr:`SparsePlan.order`; None keeps the grid's row-major order)."""
     y = window_partition(x, grid, window)
-    if order is None:
-        return y
-    B, L, rest = y.shape[0], y.shape[1], y.shape[2:]
-    blk = window[0] * window[1] * window[2]
-    return y.reshape(B, L // (order.numel() * blk), order.numel(), blk, *rest)[:, :, order].reshape(B, L, *rest)
+    return y if order is None else _permute_window_blocks(y, window, order)
 
 
 def from_block_order(
@@ -101,10 +104,7 @@ def from_block_order(
 ) -> torch.Tensor:
     """Inverse of :func:`to_block_order`."""
     if order is not None:
-        B, L, rest = x.shape[0], x.shape[1], x.shape[2:]
-        blk = window[0] * window[1] * window[2]
-        inv = torch.argsort(order)
-        x = x.reshape(B, L // (order.numel() * blk), order.numel(), blk, *rest)[:, :, inv].reshape(B, L, *rest)
+        x = _permute_window_blocks(x, window, torch.argsort(order))
     return window_reverse(x, grid, window)
 
 
