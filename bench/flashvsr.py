@@ -48,7 +48,10 @@ sixth, ``radixa`` and ``upc`` since the seventh). ``--kv-layout`` only sets the 
 programs of 4096 values; ``radixa`` the faster of the two by row length
 (:func:`~streamvsr.models.flashvsr.radix_select.auto_segment`). ``upc``: every nearest x2 upsampling of the
 TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDecoder.subpixel_upsample``,
-:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width).
+:func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width). ``tpad``: the frames padded to whole
+tokens and the DiT's token grid to whole windows inside the DiT (``FlashVSRUpscaler.pad_to = "tokens"``, the
+upscaler's default since the ninth session of 2026-11-27; without it "windows": 1152 rows computed for 1080p);
+``qkv``: the self-attention's q, k and v projections as one GEMM (:func:`~streamvsr.models.flashvsr.fused.fuse_qkv`).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -88,7 +91,7 @@ from streamvsr.models.flashvsr import attention as attn_mod
 from streamvsr.models.flashvsr import dit as dit_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
-from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, unfuse_ffn_gelu
+from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, fuse_qkv, unfuse_ffn_gelu, unfuse_qkv
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
     ChunkInfo,
@@ -571,6 +574,8 @@ LEVER_PARTS = (
     "radix2",
     "radixa",
     "upc",
+    "tpad",
+    "qkv",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -641,6 +646,7 @@ class _LeverState:
         self.gelu_fused = False  # ffn.2 converted too, with the GELU fused into its quantisation
         # bf16 ffn.0 + GELU as one GEMM with the GELU epilogue (fused.fuse_ffn_gelu; the CUDA upscaler's default)
         self.epi_fused = ffn_gelu_fused(up.dit)
+        self.qkv_fused = False
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
@@ -693,6 +699,13 @@ class _LeverState:
                 )
             self.fp8_linears = (self.fp8_linears or 0) + n
             self.gelu_fused = True
+        want_qkv = "qkv" in parts
+        if want_qkv and want_fp8:
+            raise ValueError(f"lever {lever!r}: qkv is a bf16 lever (FP8 replaces the three linears)")
+        if want_qkv != self.qkv_fused:
+            self._drop_compiled()  # the blocks change: compile them again
+            (fuse_qkv if want_qkv else unfuse_qkv)(self.up.dit)
+            self.qkv_fused = want_qkv
         want_epi = "epi" in parts
         if want_epi != self.epi_fused:
             self._drop_compiled()  # the blocks change: compile them again
@@ -722,6 +735,7 @@ class _LeverState:
         radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None
         attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
         self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
+        self.up.pad_to = "tokens" if "tpad" in parts else "windows"  # new shapes: the compiled parts recompile
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""

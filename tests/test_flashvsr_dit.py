@@ -309,3 +309,80 @@ def test_block_order_run_equals_per_layer_reordering(tiny: WanDiT) -> None:
         ref = tiny.unpatchify(tiny.head(tiny._run_blocks(tokens, st, ctx), st.t), grid)
         out = tiny.forward_chunk(x, attn=attn, state=st)
     assert torch.allclose(out, ref, atol=1e-6)
+
+
+def test_window_fill_index_maps() -> None:
+    """window_fill on a 5 x 12 token grid (padded to 8 x 16): the four maps and the reflection."""
+    from streamvsr.models.flashvsr import attention as A
+
+    grid, win = (2, 5, 12), (2, 8, 8)
+    assert A.window_padded_grid(grid, win) == (2, 8, 16)
+    order = torch.tensor([1, 0])  # a plan's block order (2 blocks per window)
+    take, fill, real, back = A.window_fill(grid, win, order)
+    n = 2 * 5 * 12
+    assert sorted(take.tolist()) == list(range(n))  # every real token once
+    assert torch.equal(take[back], torch.arange(n))
+    assert torch.equal(fill[real], torch.arange(n))  # a real position holds its own token
+    # natural padded positions -> their source (row, column): rows 5, 6, 7 mirror 3, 2, 1; columns 12.. mirror 10..
+    nat = torch.arange(2 * 8 * 16).reshape(1, -1, 1)
+    pos_b = A.to_block_order(nat, (2, 8, 16), win, order)[0, :, 0]  # natural index of each block-order position
+    src = take[fill]  # natural real index held by each block-order position
+    for p, s in zip(pos_b.tolist(), src.tolist(), strict=True):
+        t, r, c = p // 128, (p % 128) // 16, p % 16
+        rr = r if r < 5 else 8 - r
+        cc = c if c < 12 else 22 - c
+        assert s == (t * 5 + rr) * 12 + cc
+    assert A.window_fill((2, 1, 3), win)[1].unique().numel() == 2 * 3  # a 1-row grid repeats its row
+
+
+def test_window_fill_equals_the_mirrored_residual_stream(tiny: WanDiT) -> None:
+    """A token grid that is not a multiple of the window (5 x 12): the DiT runs its per-token work on the real
+    tokens and attention on whole windows. Reference: the padded grid with a residual stream of its own whose
+    padding positions are mirrored from the real tokens before every block."""
+    from streamvsr.models.flashvsr import attention as A
+    from streamvsr.models.flashvsr.dit import _AttnCtx
+
+    torch.manual_seed(11)
+    T = 4
+    x = torch.randn(1, 16, T, 10, 24)  # token grid 5 x 12
+    lq = torch.randn(1, T * 5 * 12, TINY.dim)
+    attn = AttentionConfig(sparse_ratio=0.3, local_range=1, backend="dense")
+    with torch.no_grad():
+        out = tiny(x, lq, attn=attn, causal=True)
+        st = tiny.prepare()
+        tokens, grid = tiny.patchify(x)
+        tokens = tokens + lq
+        padded = A.window_padded_grid(grid, attn.window)
+        take, fill, real, back = A.window_fill(grid, attn.window)
+        cos, sin = rope_angles(torch.arange(T), 8, 16, TINY.head_dim, TINY.rope_theta)
+        ctx = _AttnCtx(
+            grid=padded,
+            cos=A.to_block_order(cos[None], padded, attn.window)[0],
+            sin=A.to_block_order(sin[None], padded, attn.window)[0],
+            plan=A.make_plan(8, 16, attn, x.device, patch_px=8 * TINY.patch[1]),
+            window=attn.window,
+            window_visible=A.causal_window_visibility(T // 2, attn.kv_windows, 3),
+            block_order=True,
+        )
+        xf = tokens[:, take[fill]]  # (1, L, dim) padded, block order
+        for i, block in enumerate(tiny.blocks):
+            xf = block(xf[:, real][:, fill], st.t_mod, st.cross_kv[i], ctx, i)  # mirror, then the block
+        ref = tiny.unpatchify(tiny.head(xf[:, real][:, back], st.t), grid)
+        whole = tiny(x, lq)  # full attention: no windows, so no padding either
+    assert out.shape == (1, 16, T, 10, 24)
+    assert torch.allclose(out, ref, atol=2e-5), (out - ref).abs().max()
+    assert (whole - out).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["dense", "flex"])
+def test_window_fill_streams_the_causal_reference(tiny: WanDiT, backend: str) -> None:
+    """Streaming a grid that is not a multiple of the window through the KV cache equals the whole clip."""
+    torch.manual_seed(12)
+    T = 12
+    x = torch.randn(1, 16, T, 10, 40)  # token grid 5 x 20 -> 8 x 24: 3 blocks per window
+    lq = torch.randn(1, T * 5 * 20, TINY.dim)
+    attn = AttentionConfig(sparse_ratio=0.2, local_range=1, backend=backend)
+    with torch.no_grad():
+        ref = tiny(x, lq, attn=dataclasses.replace(attn, backend="dense"), causal=True)
+        out = _stream(tiny, x, lq, attn, "shared")
+    assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()

@@ -43,7 +43,14 @@ def test_bookkeeping_pure() -> None:
 
 
 def test_spec(up: FlashVSRUpscaler) -> None:
-    assert up.spec.scale == 4 and up.spec.multiple == 32 and up.spec.latency == 24
+    assert up.spec.scale == 4 and up.spec.multiple == 4 and up.spec.latency == 24  # pad_to="tokens"
+    try:
+        up.pad_to = "windows"
+        assert up.spec.multiple == 32
+        with pytest.raises(ModelError):
+            up.pad_to = "rows"
+    finally:
+        up.pad_to = "tokens"
 
 
 @pytest.mark.parametrize("n", [1, 7, 21, 50])
@@ -221,7 +228,10 @@ def test_fast_size_runs_with_patch_4_and_one_cached_window():
 
     torch.manual_seed(0)
     up = FlashVSRUpscaler.from_config(SIZES["fast"], color_fix="none")
-    assert up.spec.multiple * 4 % 256 == 0  # output padded to whole 8x8-token blocks of 32 px tokens
+    assert up.spec.multiple * 4 == 32  # output padded to whole tokens of 32 px (the DiT pads to whole windows)
+    up.pad_to = "windows"
+    assert up.spec.multiple * 4 == 256  # whole 8x8-token blocks
+    up.pad_to = "tokens"
     out = Engine(up).run(torch.rand(3, 3, 20, 30), chunk=2)
     assert out.shape == (3, 3, 80, 120)
     assert torch.isfinite(out).all()

@@ -83,20 +83,25 @@ def _fmt(v: float | None) -> str:
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True)
 @click.option("--detail", type=click.FloatRange(0.0, 2.0), default=None,
               help="FlashVSR: how much synthesised detail to keep (see `streamvsr upscale --help`).")  # fmt: skip
+@click.option("--pad-to", type=click.Choice(["tokens", "windows"]), default=None,
+              help="FlashVSR: pad to whole tokens or whole windows (see `streamvsr upscale --help`).")  # fmt: skip
 def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, **kw) -> None:  # noqa: ANN003
     """Measure models on a dataset (PSNR/SSIM, ST-LPIPS, NIQE, temporal metrics, fps)."""
     from streamvsr.eval.report import write_json
     from streamvsr.eval.runner import METRICS, evaluate_many
 
     names, folders = _model_args(models, weights)
-    model_options = {}
-    if kw["detail"] is not None:
+    model_options: dict[str, dict] = {}
+    for flag, key in (("--detail", "detail"), ("--pad-to", "pad_to")):
+        if kw[key] is None:
+            continue
         from streamvsr.pipeline.registry import model_family
 
         flash = [n for n in names if model_family(n) == "flashvsr"]
         if not flash:
-            raise InputError("--detail applies to --model flashvsr")
-        model_options = {n: {"detail": kw["detail"]} for n in flash}
+            raise InputError(f"{flag} applies to --model flashvsr")
+        for n in flash:
+            model_options.setdefault(n, {})[key] = kw[key]
     metrics = None if kw["metrics"] is None else [m.strip() for m in kw["metrics"].split(",") if m.strip()]
 
     def progress(p: dict) -> None:

@@ -150,6 +150,10 @@ _FP8_HELP = (
     "FlashVSR on Hopper GPUs: the DiT's big linears in FP8 (e4m3, per-token scales); less GPU memory, a little"
     " faster; with our trained model the output is about 61 dB PSNR from the bf16 output."
 )
+_PAD_HELP = (
+    "FlashVSR: pad frames to whole tokens (16 px for official models; the DiT mirrors its tokens to whole attention"
+    " windows: less work) or, as before, to whole windows (128 px). [default: tokens]"
+)
 
 
 def _family(model: str | None) -> str:
@@ -244,6 +248,7 @@ class _Bar:
 )
 @click.option("--compile", "compile_", is_flag=True, help=_COMPILE_HELP)
 @click.option("--fp8", is_flag=True, help=_FP8_HELP)
+@click.option("--pad-to", type=click.Choice(["tokens", "windows"]), default=None, help=_PAD_HELP)
 @click.option(
     "--no-streams",
     is_flag=True,
@@ -281,6 +286,8 @@ def upscale(input_path: str, output: str, **kw) -> None:  # noqa: ANN003
         model_opts.update(_flashvsr_opt(kw["model"], "--detail", "detail", kw["detail"]))
     if kw["no_streams"]:
         model_opts.update(_flashvsr_opt(kw["model"], "--no-streams", "streams", False))
+    if kw["pad_to"] is not None:
+        model_opts.update(_flashvsr_opt(kw["model"], "--pad-to", "pad_to", kw["pad_to"]))
     if kw["fp8"]:
         model_opts.update(_flashvsr_opt(kw["model"], "--fp8", "fp8", True))
     if kw["seed"] is not None and input_path != "-" and segments is None:

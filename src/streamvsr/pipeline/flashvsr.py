@@ -87,8 +87,9 @@ DENSE_MAX_BLOCKS = 16
 
 
 def blocks_per_window(latent_hw: tuple[int, int], patch: tuple[int, int, int], window: tuple[int, int, int]) -> int:
-    """128-token attention blocks per temporal window of a (padded) latent frame of ``latent_hw``."""
-    return (latent_hw[0] // patch[1] // window[1]) * (latent_hw[1] // patch[2] // window[2])
+    """128-token attention blocks per temporal window of a (padded) latent frame of ``latent_hw`` (a grid that is
+    not a multiple of the window is padded to whole windows inside the DiT)."""
+    return -(-latent_hw[0] // patch[1] // window[1]) * -(-latent_hw[1] // patch[2] // window[2])
 
 
 def auto_attention_backend(device: torch.device, blocks_per_window: int) -> str:
@@ -398,6 +399,7 @@ class FlashVSRUpscaler:
         detail: float = 1.0,
         streams: bool = False,
         stream_priority: str = "work",
+        pad_to: str = "tokens",
         name: str = "flashvsr",
     ):
         if color_fix not in ("adain", "wavelet", "none"):
@@ -458,7 +460,6 @@ class FlashVSRUpscaler:
         self._streams: tuple[torch.cuda.Stream, torch.cuda.Stream] | None = None  # (work, decode)
         self._stream_priority = "none"
         self.stream_priority = stream_priority
-        block_px = cfg.latent_scale * cfg.dit.patch[1] * self.attention.window[1]  # 128
         self.max_lookahead, self.steady_lookahead = lookahead()
         dtypes = (torch.bfloat16, torch.float16, torch.float32) if self.device.type == "cuda" else (torch.float32,)
         if self.device.type == "cpu" and cpu_bf16_native():
@@ -469,12 +470,13 @@ class FlashVSRUpscaler:
             name=name,
             scale=SCALE,
             latency=self.max_lookahead,
-            multiple=block_px // SCALE,
+            multiple=1,  # set by pad_to below
             dtypes=dtypes,
             uint8_io=True,
         )
         self._state: DiTState | None = None
         self.streams = streams
+        self.pad_to = pad_to
         self.reset()
 
     @property
@@ -497,6 +499,26 @@ class FlashVSRUpscaler:
         pw = high if self._stream_priority == "work" else 0
         pd = high if self._stream_priority == "decode" else 0
         return torch.cuda.Stream(self.device, priority=pw), torch.cuda.Stream(self.device, priority=pd)
+
+    @property
+    def pad_to(self) -> str:
+        """How far the engine pads the LR frames (bottom and right, by reflection; the output is cropped back):
+        "tokens" (the default) to whole DiT tokens (16 output pixels), and the DiT pads its token grid to whole
+        attention windows itself, running the per-token work on the real tokens only (see
+        :func:`~streamvsr.models.flashvsr.attention.window_fill`); "windows" to whole attention windows (128
+        output pixels; all sessions before the ninth of 2026-11-27), so that the DiT, the projector and the
+        decoder compute the padding as image. At 1920x1080 the two run 1152 and 1088 rows. Set it between
+        streams."""
+        return self._pad_to
+
+    @pad_to.setter
+    def pad_to(self, which: str) -> None:
+        if which not in ("tokens", "windows"):
+            raise ModelError(f"pad_to must be tokens or windows, not {which!r}")
+        token_px = self.cfg.latent_scale * self.cfg.dit.patch[1]  # 16
+        px = token_px * (self.attention.window[1] if which == "windows" else 1)
+        self._pad_to = which
+        self.spec = dataclasses.replace(self.spec, multiple=px // SCALE)
 
     @property
     def streams(self) -> bool:

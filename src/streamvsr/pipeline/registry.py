@@ -89,6 +89,7 @@ def _flashvsr(
     detail: float = 1.0,
     streams: bool = True,
     fp8: bool = False,
+    pad_to: str = "tokens",
     **_: object,
 ) -> StreamingModel:
     """FlashVSR from an official folder (v1/v1.1, tiny/full) or one of ours (config.json + safetensors).
@@ -102,7 +103,8 @@ def _flashvsr(
     decode each chunk on a second stream beside the next chunk's DiT (same frames; see the upscaler).
     ``fp8``: the DiT blocks' eight big linears in FP8 e4m3 with per-token scales, the FFN's GELU fused into the
     quantisation of ``ffn.2``'s input (:data:`~streamvsr.models.flashvsr.fp8.DEFAULT_INCLUDE`, ``fuse_gelu``;
-    Hopper GPUs, bf16 only): less memory, a little faster.
+    Hopper GPUs, bf16 only): less memory, a little faster. ``pad_to``: "tokens" or "windows", see
+    :attr:`~streamvsr.pipeline.flashvsr.FlashVSRUpscaler.pad_to`.
     """
     from dataclasses import replace
 
@@ -133,6 +135,7 @@ def _flashvsr(
         num_frames=num_frames if noise == "official" else None,
         detail=detail,
         streams=streams,
+        pad_to=pad_to,
         name="flashvsr",
     )
     if fp8:

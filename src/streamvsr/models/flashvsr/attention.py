@@ -53,6 +53,8 @@ __all__ = [
     "kth_largest",
     "from_block_order",
     "to_block_order",
+    "window_fill",
+    "window_padded_grid",
     "window_partition",
     "window_reverse",
 ]
@@ -106,6 +108,56 @@ def from_block_order(
     if order is not None:
         x = _permute_window_blocks(x, window, torch.argsort(order))
     return window_reverse(x, grid, window)
+
+
+def window_padded_grid(grid: tuple[int, int, int], window: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The token grid (f, h, w) with h and w rounded up to whole windows (f is left as it is)."""
+    f, h, w = grid
+    return f, -(-h // window[1]) * window[1], -(-w // window[2]) * window[2]
+
+
+def _reflect_index(n: int, size: int, device: torch.device | str) -> torch.Tensor:
+    """(n,) long: i for i < size, beyond it the mirror image without repeating the edge (as ``F.pad``'s reflect:
+    size, size + 1, ... -> size - 2, size - 3, ...), folded again for pads longer than the axis."""
+    i = torch.arange(n, device=device)
+    if size == 1:
+        return torch.zeros_like(i)
+    i = i % (2 * size - 2)
+    return torch.where(i < size, i, 2 * size - 2 - i)
+
+
+def window_fill(
+    grid: tuple[int, int, int],
+    window: tuple[int, int, int],
+    order: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index maps for a token grid (f, h, w) whose h or w is not a multiple of the window's: the DiT runs its
+    per-token work (projections, norms, FFN, cross-attention) on the f*h*w real tokens only, and attention on
+    the grid padded to whole windows (:func:`window_padded_grid`), where each padding position holds a mirror
+    image of a real token's q, k and v (reflection at the bottom and right edges, as the engine's reflect
+    padding of the frames, but per layer and in token space). Returns, with Lc = f*h*w and L the padded count:
+
+    * ``take`` (Lc,): the natural-order token of each compact position (compact = block order without the
+      padding positions): ``x_c = x[:, take]``;
+    * ``fill`` (L,): the compact token whose q, k, v each padded block-order position holds: ``q = q_c[:, fill]``;
+    * ``real`` (Lc,): the block-order position of each compact token: ``out_c = out[:, real]``;
+    * ``back`` (Lc,): the compact position of each natural-order token: ``x = x_c[:, back]``.
+
+    ``order``: the plan's order of a window's blocks (see :func:`to_block_order`)."""
+    f, h, w = grid
+    _, hp, wp = padded = window_padded_grid(grid, window)
+    ry, rx = _reflect_index(hp, h, device), _reflect_index(wp, w, device)
+    t = torch.arange(f, device=device)
+    src = (t[:, None, None] * h + ry[None, :, None]) * w + rx[None, None, :]  # (f, hp, wp) natural real index
+    inside = (torch.arange(hp, device=device) < h)[:, None] & (torch.arange(wp, device=device) < w)[None, :]
+    src_b = to_block_order(src.reshape(1, -1, 1), padded, window, order)[0, :, 0]  # (L,)
+    inside_b = to_block_order(inside.expand(f, hp, wp).reshape(1, -1, 1), padded, window, order)[0, :, 0]
+    real = torch.nonzero(inside_b).flatten()  # (Lc,) increasing
+    take = src_b[real]
+    back = torch.empty_like(take)
+    back[take] = torch.arange(take.numel(), device=device)
+    return take, back[src_b], real, back
 
 
 def block_means(x: torch.Tensor, block: int) -> torch.Tensor:

@@ -32,6 +32,8 @@ from streamvsr.models.flashvsr.attention import (
     lcsa_attention,
     make_plan,
     to_block_order,
+    window_fill,
+    window_padded_grid,
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, DiTConfig
 
@@ -159,6 +161,9 @@ class _AttnCtx:
     kv_cache: KVCache | None = None
     block_order: bool = False  # tokens (and cos/sin) arrive in window (block) order, not (f, h, w) order
     means_in_pre: bool = True  # DiTBlock.pre also gives the block means of q and k (block order, LCSA only)
+    # a grid padded to whole windows inside the DiT (attention.window_fill): per-token work on the real tokens
+    fill: torch.Tensor | None = None  # (L,) compact token of each block-order position (q, k, v gathered by it)
+    real: torch.Tensor | None = None  # (Lc,) block-order position of each real token (the attention output's rows)
 
 
 class _QKVO(nn.Module):
@@ -182,14 +187,24 @@ class SelfAttention(_QKVO):
     The split lets a runtime compile the first step without tracing the second."""
 
     def project(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, fill: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, C) -> q, k, v (B, L, H, d), RoPE applied to q and k."""
-        B, L, _ = x.shape
+        """(B, Lc, C) -> q, k, v (B, L, H, d), RoPE applied to q and k. fill (L,) long: the token (of Lc) each
+        of the L positions takes (a grid padded inside the DiT, see :func:`~streamvsr.models.flashvsr.attention.
+        window_fill`); None: L = Lc. RoPE comes after the gather: every position rotates by its own angles."""
+        B, Lc, C = x.shape
         H, d = self.num_heads, self.head_dim
-        q = apply_rope(self.norm_q(self.q(x)).view(B, L, H, d), cos, sin)
-        k = apply_rope(self.norm_k(self.k(x)).view(B, L, H, d), cos, sin)
-        return q, k, self.v(x).view(B, L, H, d)
+        w = self._buffers.get("qkv_weight")  # fused.fuse_qkv: one GEMM for the three (the same weights)
+        if w is not None and type(self.q) is nn.Linear:
+            q, k, v = F.linear(x, w, self._buffers["qkv_bias"]).split(C, dim=-1)  # (B, Lc, C) each
+        else:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        q = self.norm_q(q).view(B, Lc, H, d)
+        k = self.norm_k(k).view(B, Lc, H, d)
+        v = v.view(B, Lc, H, d)
+        if fill is not None:
+            q, k, v = q[:, fill], k[:, fill], v[:, fill]  # (B, L, H, d)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def forward(self, x: torch.Tensor, ctx: _AttnCtx, layer: int) -> torch.Tensor:
         return self.o(self.attend(*self.project(x, ctx.cos, ctx.sin), ctx, layer))
@@ -274,22 +289,29 @@ class DiTBlock(nn.Module):
         plan = ctx.plan
         lcsa = plan is not None and plan.sparse and plan.backend != "full"
         blk = plan.block if ctx.block_order and ctx.means_in_pre and lcsa else 0  # type: ignore[union-attr]
-        q, k, v, *means = self.pre(x, t_mod, ctx.cos, ctx.sin, blk)
+        q, k, v, *means = self.pre(x, t_mod, ctx.cos, ctx.sin, blk, ctx.fill)
         attn = self.self_attn.attend(q, k, v, ctx, layer, tuple(means) if means else None)  # type: ignore[arg-type]
-        return self.post(x, attn, t_mod, cross_kv)
+        return self.post(x, attn, t_mod, cross_kv, ctx.real)
 
     # forward = pre -> self_attn.attend -> post. pre and post are pure tensor math (no Python state), so a
     # runtime may compile them (pipeline.flashvsr.compile_dit); attend keeps the KV-cache bookkeeping eager.
 
     def pre(
-        self, x: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, block: int = 0
+        self,
+        x: torch.Tensor,
+        t_mod: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        block: int = 0,
+        fill: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        """(B, L, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE.
+        """(B, Lc, dim) -> q, k, v (B, L, H, d): modulated LayerNorm, projections, RMSNorm, RoPE (fill: see
+        :meth:`SelfAttention.project`; None: L = Lc).
 
         block > 0 (tokens in block order): also the block means of q and k, (B, H, L / block, d) each, for the
         LCSA selection (in a compiled ``pre`` they come out of the same kernels instead of a strided copy each)."""
         sh1, sc1 = (self.modulation + t_mod)[:, :2].chunk(2, dim=1)  # each (B, 1, dim)
-        q, k, v = self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin)
+        q, k, v = self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin, fill)
         if not block:
             return q, k, v
         B, L, H, d = q.shape
@@ -298,9 +320,17 @@ class DiTBlock(nn.Module):
         return q, k, v, qm, km
 
     def post(
-        self, x: torch.Tensor, attn: torch.Tensor, t_mod: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor]
+        self,
+        x: torch.Tensor,
+        attn: torch.Tensor,
+        t_mod: torch.Tensor,
+        cross_kv: tuple[torch.Tensor, torch.Tensor],
+        real: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Residual of the self-attention output ``attn`` (B, L, dim), cross-attention and the FFN."""
+        """Residual of the self-attention output ``attn`` (B, L, dim), cross-attention and the FFN on x (B, Lc,
+        dim); real (Lc,) long: the rows of ``attn`` that are x's tokens (None: all, L = Lc)."""
+        if real is not None:
+            attn = attn[:, real]  # (B, Lc, dim)
         _, _, g1, sh2, sc2, g2 = (self.modulation + t_mod).chunk(6, dim=1)  # each (B, 1, dim)
         x = x + g1 * self.self_attn.o(attn)
         x = x + self.cross_attn(self.norm3(x), cross_kv)
@@ -433,16 +463,26 @@ class WanDiT(nn.Module):
         y = y.reshape(B, f, h, w, pt, ph, pw, c)
         return y.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, c, f * pt, h * ph, w * pw)
 
-    def _run_blocks_in_block_order(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
+    def _run_blocks_in_block_order(
+        self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx, grid: tuple[int, int, int]
+    ) -> torch.Tensor:
         """LCSA path: the blocks see the tokens (and RoPE tables) in window (block) order, so self-attention
         reorders nothing per layer; every other per-token op ignores the order. One permutation of
-        (B, f*h*w, dim) in, one out."""
+        (B, f*h*w, dim) in, one out.
+
+        grid: the tokens' own (f, h, w); ``ctx.grid`` (with ``ctx.cos``/``ctx.sin``) is it padded to whole windows
+        (:func:`~streamvsr.models.flashvsr.attention.window_padded_grid`). Where the two differ, the per-token work
+        runs on the real tokens only and attention fills the padding positions by reflection
+        (:func:`~streamvsr.models.flashvsr.attention.window_fill`)."""
         g, win = ctx.grid, ctx.window
         order = ctx.plan.order if ctx.plan is not None else None  # the plan's order of a window's blocks
         ctx.cos = to_block_order(ctx.cos[None], g, win, order)[0]  # (L, d/2) in block order
         ctx.sin = to_block_order(ctx.sin[None], g, win, order)[0]
         ctx.block_order = True
-        return from_block_order(self._run_blocks(to_block_order(x, g, win, order), state, ctx), g, win, order)
+        if grid == g:
+            return from_block_order(self._run_blocks(to_block_order(x, g, win, order), state, ctx), g, win, order)
+        take, ctx.fill, ctx.real, back = window_fill(grid, win, order, x.device)
+        return self._run_blocks(x[:, take], state, ctx)[:, back]  # (B, f*h*w, dim) natural order
 
     def _lcsa_ctx(
         self,
@@ -498,10 +538,11 @@ class WanDiT(nn.Module):
             tokens = tokens + lq_tokens.to(tokens.dtype)
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
-        cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
-        plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
-        ctx = self._lcsa_ctx(grid, cos, sin, plan, attn, kv_cache=kv_cache)
-        tokens = self._run_blocks_in_block_order(tokens, state, ctx)
+        padded = window_padded_grid(grid, attn.window)  # attention runs on whole windows (see window_fill)
+        cos, sin = self.rope(t_positions.to(tokens.device), *padded[1:], tokens.dtype)
+        plan = make_plan(*padded[1:], attn, tokens.device, patch_px=8 * self.cfg.patch[1])
+        ctx = self._lcsa_ctx(padded, cos, sin, plan, attn, kv_cache=kv_cache)
+        tokens = self._run_blocks_in_block_order(tokens, state, ctx, grid)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
     def forward(
@@ -536,9 +577,8 @@ class WanDiT(nn.Module):
             tokens = tokens + lq_tokens.to(tokens.dtype)
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
-        cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
-        run = self._run_blocks
         if attn is None:
+            cos, sin = self.rope(t_positions.to(tokens.device), h, w, tokens.dtype)
             mask = None
             if segment_ids is not None:
                 seg = segment_ids.to(tokens.device)
@@ -546,15 +586,17 @@ class WanDiT(nn.Module):
                 seg = seg.repeat_interleave(h * w, dim=1)  # (B|1, L)
                 mask = (seg[:, :, None] == seg[:, None, :])[:, None]  # (B|1, 1, L, L)
             ctx = _AttnCtx(grid=grid, cos=cos, sin=sin, mask=mask)
+            tokens = self._run_blocks(tokens, state, ctx)
         else:
             if segment_ids is not None:
                 raise ValueError("segment_ids are only supported with full attention (attn=None)")
-            plan = make_plan(h, w, attn, tokens.device, patch_px=8 * self.cfg.patch[1])
+            padded = window_padded_grid(grid, attn.window)  # attention runs on whole windows (see window_fill)
+            cos, sin = self.rope(t_positions.to(tokens.device), *padded[1:], tokens.dtype)
+            plan = make_plan(*padded[1:], attn, tokens.device, patch_px=8 * self.cfg.patch[1])
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
-            ctx = self._lcsa_ctx(grid, cos, sin, plan, attn, window_visible=vis)
-            run = self._run_blocks_in_block_order
-        tokens = run(tokens, state, ctx)
+            ctx = self._lcsa_ctx(padded, cos, sin, plan, attn, window_visible=vis)
+            tokens = self._run_blocks_in_block_order(tokens, state, ctx, grid)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
 
