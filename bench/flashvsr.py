@@ -51,7 +51,6 @@ TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDe
 :func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width). ``tpad``: the frames padded to whole
 tokens and the DiT's token grid to whole windows inside the DiT (``FlashVSRUpscaler.pad_to = "tokens"``, the
 upscaler's default since the ninth session of 2026-11-27; without it "windows": 1152 rows computed for 1080p);
-``qkv``: the self-attention's q, k and v projections as one GEMM (:func:`~streamvsr.models.flashvsr.fused.fuse_qkv`).
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -91,7 +90,7 @@ from streamvsr.models.flashvsr import attention as attn_mod
 from streamvsr.models.flashvsr import dit as dit_mod
 from streamvsr.models.flashvsr.config import SIZES, AttentionConfig
 from streamvsr.models.flashvsr.fp8 import DEFAULT_INCLUDE, convert_dit_linears_to_fp8
-from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, fuse_qkv, unfuse_ffn_gelu, unfuse_qkv
+from streamvsr.models.flashvsr.fused import ffn_gelu_fused, fuse_ffn_gelu, unfuse_ffn_gelu
 from streamvsr.pipeline.engine import Engine
 from streamvsr.pipeline.flashvsr import (
     ChunkInfo,
@@ -575,7 +574,6 @@ LEVER_PARTS = (
     "radixa",
     "upc",
     "tpad",
-    "qkv",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -646,7 +644,6 @@ class _LeverState:
         self.gelu_fused = False  # ffn.2 converted too, with the GELU fused into its quantisation
         # bf16 ffn.0 + GELU as one GEMM with the GELU epilogue (fused.fuse_ffn_gelu; the CUDA upscaler's default)
         self.epi_fused = ffn_gelu_fused(up.dit)
-        self.qkv_fused = False
         self.compiled: Compiled | None = None
         self.compiled_dec: Compiled | None = None
         self.compiled_proj: Compiled | None = None
@@ -699,13 +696,6 @@ class _LeverState:
                 )
             self.fp8_linears = (self.fp8_linears or 0) + n
             self.gelu_fused = True
-        want_qkv = "qkv" in parts
-        if want_qkv and want_fp8:
-            raise ValueError(f"lever {lever!r}: qkv is a bf16 lever (FP8 replaces the three linears)")
-        if want_qkv != self.qkv_fused:
-            self._drop_compiled()  # the blocks change: compile them again
-            (fuse_qkv if want_qkv else unfuse_qkv)(self.up.dit)
-            self.qkv_fused = want_qkv
         want_epi = "epi" in parts
         if want_epi != self.epi_fused:
             self._drop_compiled()  # the blocks change: compile them again

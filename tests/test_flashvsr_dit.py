@@ -386,3 +386,33 @@ def test_window_fill_streams_the_causal_reference(tiny: WanDiT, backend: str) ->
         ref = tiny(x, lq, attn=dataclasses.replace(attn, backend="dense"), causal=True)
         out = _stream(tiny, x, lq, attn, "shared")
     assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_window_fill_streams_the_reference_with_compiled_flex_on_cuda() -> None:
+    """The window fill through the compiled FlexAttention kernel and the shared KV ring on CUDA, with the blocks'
+    projection and output steps compiled (the pipeline's path), against the dense causal reference (float32)."""
+    from streamvsr.pipeline.flashvsr import compile_dit
+
+    torch.manual_seed(13)
+    m = WanDiT(TINY).cuda().eval()
+    T = 12
+    x = torch.randn(1, 16, T, 10, 40, device="cuda")  # token grid 5 x 20 -> 8 x 24
+    lq = torch.randn(1, T * 5 * 20, TINY.dim, device="cuda")
+    attn = AttentionConfig(sparse_ratio=0.2, local_range=1, backend="flex")
+    with torch.no_grad():
+        ref = m(x, lq, attn=dataclasses.replace(attn, backend="dense"), causal=True)
+        handle = compile_dit(m)
+        try:
+            st = m.prepare()
+            cache = SharedKVCache(TINY.num_layers, attn.kv_windows)
+            outs = [m.forward_chunk(x[:, :, :6], lq[:, :600], 1000.0, torch.arange(6), cache, attn, st)]
+            for s in range(6, T, 2):
+                pos = torch.arange(s, s + 2)
+                lq_s = lq[:, s * 100 : (s + 2) * 100]
+                outs.append(m.forward_chunk(x[:, :, s : s + 2], lq_s, 1000.0, pos, cache, attn, st))
+        finally:
+            handle.undo()
+    out = torch.cat(outs, 2)
+    assert torch.allclose(out, ref, atol=1e-3), (out - ref).abs().max()

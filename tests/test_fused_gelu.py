@@ -74,37 +74,3 @@ def test_linear_gelu_keeps_gradients() -> None:
     x = torch.randn(3, 8, requires_grad=True)
     LinearGELU(lin)(x).sum().backward()
     assert x.grad is not None and lin.weight.grad is not None
-
-
-def test_fuse_qkv_one_gemm_same_projections_and_undo() -> None:
-    """fuse_qkv: q, k, v from one (3C, C) GEMM equal the three linears; the state dict keeps its names and holds
-    no weight twice; FP8-converted projections are left alone; unfuse_qkv gives each its own weight again."""
-    from streamvsr.models.flashvsr.dit import rope_angles
-    from streamvsr.models.flashvsr.fused import fuse_qkv, unfuse_qkv
-
-    torch.manual_seed(0)
-    cfg = SIZES["tiny"].dit
-    dit = WanDiT(cfg).eval()
-    keys = set(dit.state_dict())
-    x = torch.randn(1, 6, cfg.dim)
-    cos, sin = rope_angles(torch.arange(1), 2, 3, cfg.head_dim)
-    with torch.no_grad():
-        ref = [b.self_attn.project(x, cos, sin) for b in dit.blocks]
-        assert fuse_qkv(dit) == len(dit.blocks) and fuse_qkv(dit) == 0
-        att = dit.blocks[0].self_attn
-        assert att.qkv_weight.shape == (3 * cfg.dim, cfg.dim)
-        assert att.k.weight.data_ptr() == att.qkv_weight[cfg.dim :].data_ptr()  # a view: not held twice
-        assert set(dit.state_dict()) == keys
-        for b, r in zip(dit.blocks, ref, strict=True):
-            for got, want in zip(b.self_attn.project(x, cos, sin), r, strict=True):
-                torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
-        att.qkv_weight.zero_()  # the fused path is what runs: a changed fused weight changes the output
-        assert not torch.allclose(att.project(x, cos, sin)[2], ref[0][2])
-        att.q = nn.Identity()  # not a plain Linear (as after an FP8 conversion): the three modules run
-        assert torch.equal(att.project(x, cos, sin)[2], att.v(x).view(1, 6, cfg.num_heads, cfg.head_dim))
-        assert unfuse_qkv(dit) == len(dit.blocks)
-        assert "qkv_weight" not in dit.blocks[1].self_attn._buffers
-        b1 = dit.blocks[1].self_attn
-        assert b1.k.weight.data_ptr() != b1.q.weight.data_ptr() + cfg.dim * cfg.dim * 4
-        for got, want in zip(b1.project(x, cos, sin), ref[1], strict=True):
-            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)

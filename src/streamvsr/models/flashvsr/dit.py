@@ -192,16 +192,11 @@ class SelfAttention(_QKVO):
         """(B, Lc, C) -> q, k, v (B, L, H, d), RoPE applied to q and k. fill (L,) long: the token (of Lc) each
         of the L positions takes (a grid padded inside the DiT, see :func:`~streamvsr.models.flashvsr.attention.
         window_fill`); None: L = Lc. RoPE comes after the gather: every position rotates by its own angles."""
-        B, Lc, C = x.shape
+        B, Lc, _ = x.shape
         H, d = self.num_heads, self.head_dim
-        w = self._buffers.get("qkv_weight")  # fused.fuse_qkv: one GEMM for the three (the same weights)
-        if w is not None and type(self.q) is nn.Linear:
-            q, k, v = F.linear(x, w, self._buffers["qkv_bias"]).split(C, dim=-1)  # (B, Lc, C) each
-        else:
-            q, k, v = self.q(x), self.k(x), self.v(x)
-        q = self.norm_q(q).view(B, Lc, H, d)
-        k = self.norm_k(k).view(B, Lc, H, d)
-        v = v.view(B, Lc, H, d)
+        q = self.norm_q(self.q(x)).view(B, Lc, H, d)
+        k = self.norm_k(self.k(x)).view(B, Lc, H, d)
+        v = self.v(x).view(B, Lc, H, d)
         if fill is not None:
             q, k, v = q[:, fill], k[:, fill], v[:, fill]  # (B, L, H, d)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v

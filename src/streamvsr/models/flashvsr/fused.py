@@ -23,12 +23,10 @@ __all__ = [
     "conv3x3_by_taps",
     "ffn_gelu_fused",
     "fuse_ffn_gelu",
-    "fuse_qkv",
     "linear_gelu_tanh",
     "nearest2x_conv3x3",
     "nearest2x_conv3x3_weight",
     "unfuse_ffn_gelu",
-    "unfuse_qkv",
 ]
 
 
@@ -93,47 +91,6 @@ def unfuse_ffn_gelu(dit: nn.Module) -> int:
             ffn[0] = lin
             ffn[1] = nn.GELU(approximate="tanh")
             n += 1
-    return n
-
-
-def fuse_qkv(dit: nn.Module) -> int:
-    """Give every block's self-attention its q, k and v projections as one (3C, C) weight and (3C,) bias, so
-    that :meth:`~streamvsr.models.flashvsr.dit.SelfAttention.project` runs one GEMM instead of three (buffers
-    ``qkv_weight`` and ``qkv_bias``, outside the state dict; the q, k and v parameters become views of their
-    rows, so no weight is held twice). In place; returns how many blocks were fused (those whose q, k, v are
-    not plain biased ``nn.Linear`` layers, FP8 ones for example, are left alone). Undo with :func:`unfuse_qkv`."""
-    n = 0
-    for block in dit.blocks:
-        att = block.self_attn
-        lins = (att.q, att.k, att.v)
-        if "qkv_weight" in att._buffers or any(type(m) is not nn.Linear or m.bias is None for m in lins):
-            continue
-        w = torch.cat([m.weight.detach() for m in lins])  # (3C, C)
-        b = torch.cat([m.bias.detach() for m in lins])  # (3C,)
-        att.register_buffer("qkv_weight", w, persistent=False)
-        att.register_buffer("qkv_bias", b, persistent=False)
-        c = att.q.out_features
-        for i, m in enumerate(lins):
-            m.weight = nn.Parameter(w[i * c : (i + 1) * c], requires_grad=m.weight.requires_grad)
-            m.bias = nn.Parameter(b[i * c : (i + 1) * c], requires_grad=m.bias.requires_grad)
-        n += 1
-    return n
-
-
-def unfuse_qkv(dit: nn.Module) -> int:
-    """Undo :func:`fuse_qkv` in place: q, k and v get weights of their own again."""
-    n = 0
-    for block in dit.blocks:
-        att = block.self_attn
-        if "qkv_weight" not in att._buffers:
-            continue
-        for m in (att.q, att.k, att.v):
-            if type(m) is not nn.Linear:  # replaced since (an FP8 conversion): nothing shares its weight
-                continue
-            m.weight = nn.Parameter(m.weight.detach().clone(), requires_grad=m.weight.requires_grad)
-            m.bias = nn.Parameter(m.bias.detach().clone(), requires_grad=m.bias.requires_grad)
-        del att._buffers["qkv_weight"], att._buffers["qkv_bias"]
-        n += 1
     return n
 
 
