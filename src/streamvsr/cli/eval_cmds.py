@@ -146,6 +146,8 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write the result as JSON.")
+@click.option("--pad-to", type=click.Choice(["tokens", "windows"]), default=None,
+              help="FlashVSR: pad to whole tokens or whole windows (see `streamvsr upscale --help`).")  # fmt: skip
 def bench_cmd(model: str, weights: str | None, size: str, frames: int, **kw) -> None:  # noqa: ANN003
     """Frames/s, per-frame latency and peak memory of one model on synthetic frames."""
     from streamvsr.eval.bench import benchmark, format_table
@@ -157,7 +159,14 @@ def bench_cmd(model: str, weights: str | None, size: str, frames: int, **kw) -> 
     w, h = _size(size)
     device = _device(kw["device"])
     dtype = _dtype(kw["dtype"])
-    m = load_model(model, weights=weights, device=device, dtype=dtype, scale=kw["scale"])
+    opts = {}
+    if kw["pad_to"] is not None:
+        from streamvsr.pipeline.registry import model_family
+
+        if model_family(model) != "flashvsr":
+            raise InputError("--pad-to applies to --model flashvsr")
+        opts["pad_to"] = kw["pad_to"]
+    m = load_model(model, weights=weights, device=device, dtype=dtype, scale=kw["scale"], **opts)
     warmup = None if kw["warmup"] is None else max(kw["warmup"], 0)
     res = benchmark(m, w, h, frames, device=device, warmup=warmup, name=model, dtype=dtype)
     click.echo(format_table([res]))
