@@ -113,6 +113,7 @@ def test_bad_inputs(clip: Path, tmp_path: Path) -> None:
     assert "--detail applies to --model flashvsr" in _err(run(*bic, "--detail", "0.5"))
     assert "--no-streams applies to --model flashvsr" in _err(run(*bic, "--no-streams"))
     assert "--fp8 applies to --model flashvsr" in _err(run(*bic, "--fp8"))
+    assert "--pad-to applies to --model flashvsr" in _err(run(*bic, "--pad-to", "windows"))
     assert "compute capability 9.0" in _err(run("upscale", str(clip), "-o", str(out), "--device", "cpu", "--fp8"))
     assert "0.0<=x<=2.0" in _err(run("upscale", str(clip), "-o", str(out), "--model", "flashvsr", "--detail", "3"))
     assert "--color-fix" in _err(run("upscale", str(clip), "-o", str(out), "--color-fix", "bad"))  # click: one line too

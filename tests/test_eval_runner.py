@@ -411,3 +411,10 @@ def test_cli_eval_detail_reaches_flashvsr_and_is_recorded(tmp_path: Path, small_
     assert json.loads(out.read_text())["options"] == {"detail": 0.5}  # one model: one result object
     r = _cli("--model", "bicubic", "--data", str(small_seq), "--detail", "0.5")
     assert r.exit_code != 0 and "--detail applies to --model flashvsr" in r.output
+    out = tmp_path / "pad.json"  # --pad-to the same way, and both together
+    r = _cli("--model", "flashvsr-fast", "--data", str(small_seq), "--detail", "0.5", "--pad-to", "windows",
+             "--metrics", "psnr_y", "--json", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["options"] == {"detail": 0.5, "pad_to": "windows"}
+    r = _cli("--model", "bicubic", "--data", str(small_seq), "--pad-to", "tokens")
+    assert r.exit_code != 0 and "--pad-to applies to --model flashvsr" in r.output

@@ -374,3 +374,14 @@ def test_bf16_models_with_lq_residual_keep_the_bicubic_frames_in_float16() -> No
         outs[dtype] = Engine(up).run(x, chunk=8)
     err = (outs[torch.float32] - outs[torch.bfloat16]).abs().max().item()
     assert err < 5e-4, err
+
+
+def test_registry_passes_pad_to() -> None:
+    """load_model's pad_to reaches the upscaler (the CLI's --pad-to); the frames' multiple follows it."""
+    from streamvsr.pipeline.registry import load_model
+
+    assert load_model("flashvsr-fast").pad_to == "tokens"
+    m = load_model("flashvsr-fast", pad_to="windows")
+    assert m.pad_to == "windows" and m.spec.multiple == 64  # 8 tokens of 32 px = 256 output px
+    with pytest.raises(ModelError):
+        load_model("flashvsr-fast", pad_to="pixels")
