@@ -377,15 +377,25 @@ def test_window_fill_equals_the_mirrored_residual_stream(tiny: WanDiT) -> None:
 @pytest.mark.parametrize("backend", ["dense", "flex"])
 def test_window_fill_streams_the_causal_reference(tiny: WanDiT, backend: str) -> None:
     """Streaming a grid that is not a multiple of the window through the KV cache equals the whole clip."""
+    from streamvsr.models.flashvsr import attention as A
+
     torch.manual_seed(12)
     T = 12
     x = torch.randn(1, 16, T, 10, 40)  # token grid 5 x 20 -> 8 x 24: 3 blocks per window
     lq = torch.randn(1, T * 5 * 20, TINY.dim)
     attn = AttentionConfig(sparse_ratio=0.2, local_range=1, backend=backend)
+    tiny._fill_maps.clear()
     with torch.no_grad():
         ref = tiny(x, lq, attn=dataclasses.replace(attn, backend="dense"), causal=True)
         out = _stream(tiny, x, lq, attn, "shared")
     assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
+    # the maps are built once per grid and block order, not per chunk: the whole clip (dense), call 0 (6 latents)
+    # and the steady calls (2)
+    assert len(tiny._fill_maps) == 3
+    flex_order = A.make_plan(8, 24, attn, torch.device("cpu")).order if backend == "flex" else None
+    for (grid, win, order_key, _), maps in tiny._fill_maps.items():
+        fresh = A.window_fill(grid, win, None if order_key is None else flex_order)
+        assert all(torch.equal(m, n) for m, n in zip(maps, fresh, strict=True))
 
 
 @pytest.mark.gpu

@@ -288,6 +288,8 @@ class SparsePlan:
     # the order of a window's blocks in the token sequence, (nb,) long (None: the grid's row-major order); ``local``
     # is given in this order (see make_plan)
     order: torch.Tensor | None = None
+    # what ``order`` follows from, hashable without reading the device: (bh, bw, local range) or None (no order)
+    order_key: tuple[int, int, int] | None = None
     # the local mask as an additive score bias per (query windows, key windows), built once per plan: every layer
     # of a forward shares it (a plan lives for one forward)
     biases: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
@@ -335,6 +337,7 @@ def make_plan(h: int, w: int, attn: AttentionConfig, device: torch.device, patch
         sparse=attn.sparse,
         backend=backend,
         order=order,
+        order_key=None if order is None else (bh, bw, attn.local_range),
     )
 
 

@@ -379,6 +379,7 @@ class WanDiT(nn.Module):
         # the LCSA selection's block means of q and k from DiTBlock.pre (the same math; in a compiled pre they come
         # out of the projection step's kernels instead of a strided copy and a mean each per layer)
         self.block_means_in_pre = True
+        self._fill_maps: dict[tuple, tuple[torch.Tensor, ...]] = {}  # see _window_fill
         self.init_weights()
 
     # -- initialisation ------------------------------------------------------------------------
@@ -476,8 +477,22 @@ class WanDiT(nn.Module):
         ctx.block_order = True
         if grid == g:
             return from_block_order(self._run_blocks(to_block_order(x, g, win, order), state, ctx), g, win, order)
-        take, ctx.fill, ctx.real, back = window_fill(grid, win, order, x.device)
+        take, ctx.fill, ctx.real, back = self._window_fill(grid, win, ctx.plan, x.device)
         return self._run_blocks(x[:, take], state, ctx)[:, back]  # (B, f*h*w, dim) natural order
+
+    def _window_fill(
+        self, grid: tuple[int, int, int], window: tuple[int, int, int], plan: SparsePlan | None, device: torch.device
+    ) -> tuple[torch.Tensor, ...]:
+        """:func:`~streamvsr.models.flashvsr.attention.window_fill`, kept per grid and block order: building the
+        maps reads a count back from the device (``nonzero``), which would stall a stream's every chunk."""
+        order = plan.order if plan is not None else None
+        key = (grid, window, None if order is None else plan.order_key, str(device))  # type: ignore[union-attr]
+        maps = self._fill_maps.get(key)
+        if maps is None:
+            if len(self._fill_maps) >= 8:  # a few resolutions at a time
+                self._fill_maps.clear()
+            maps = self._fill_maps[key] = window_fill(grid, window, order, device)
+        return maps
 
     def _lcsa_ctx(
         self,
