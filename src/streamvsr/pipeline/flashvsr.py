@@ -503,14 +503,12 @@ class FlashVSRUpscaler:
     @property
     def pad_to(self) -> str:
         """How far the engine pads the LR frames (bottom and right, by reflection; the output is cropped back):
-        "tokens" (the default) to whole DiT tokens (16 output pixels for the official models, 32 for our
-        ``fast`` size), and the DiT pads its token grid to whole
-        attention windows itself, running the per-token work on the real tokens only (see
-        :func:`~streamvsr.models.flashvsr.attention.window_fill`); "windows" to whole attention windows (8 x 8
-        tokens, 128 output pixels for the official models; all sessions before the ninth of 2026-11-27), so that
-        the DiT, the projector and the
-        decoder compute the padding as image. At 1920x1080 the two run 1152 and 1088 rows. Set it between
-        streams."""
+        "tokens" (the default) to whole DiT tokens (16 output pixels for the official models, 32 for our ``fast``
+        size), and the DiT pads its token grid to whole attention windows itself, running the per-token work on
+        the real tokens only (see :func:`~streamvsr.models.flashvsr.attention.window_fill`); "windows" to whole
+        attention windows (8 x 8 tokens, 128 output pixels for the official models; all sessions before the ninth
+        of 2026-11-27), so that the DiT, the projector and the decoder compute the padding as image. At 1920x1080
+        the two run 1088 and 1152 rows. Set it between streams."""
         return self._pad_to
 
     @pad_to.setter
