@@ -268,6 +268,8 @@ def test_cli_eval_and_bench(tmp_path: Path, seq_dir: Path):
     assert b["width"] == 16 and b["height"] == 12 and b["frames"] == 3
     r = runner.invoke(bench_cmd, ["--model", "bicubic", "--size", "16by12"])
     assert r.exit_code != 0
+    r = runner.invoke(bench_cmd, ["--model", "bicubic", "--size", "16x12", "--pad-to", "tokens"])
+    assert r.exit_code != 0 and "--pad-to applies to --model flashvsr" in str(r.exception or r.output)
 
 
 # ---- several entries of one model (e.g. two checkpoints) ----

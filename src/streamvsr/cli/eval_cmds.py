@@ -64,6 +64,23 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
 
 
+def _flashvsr_options(names: list[str], kw: dict, keys: tuple[str, ...]) -> dict[str, dict]:
+    """{model: {key: value}} for the FlashVSR-only options among ``keys`` that were given (``kw[key]`` not None),
+    for each FlashVSR-family model of ``names``; an option given without such a model is an error."""
+    from streamvsr.pipeline.registry import model_family
+
+    flash = [n for n in names if model_family(n) == "flashvsr"]
+    out: dict[str, dict] = {}
+    for key in keys:
+        if kw[key] is None:
+            continue
+        if not flash:
+            raise InputError(f"--{key.replace('_', '-')} applies to --model flashvsr")
+        for n in flash:
+            out.setdefault(n, {})[key] = kw[key]
+    return out
+
+
 @click.command("eval")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME[=WEIGHTS_DIR]",
               help="Model, optionally with its weights folder (repeat to compare several, also the same model "
@@ -91,17 +108,7 @@ def eval_cmd(models: tuple[str, ...], weights: tuple[str, ...], data_dir: str, *
     from streamvsr.eval.runner import METRICS, evaluate_many
 
     names, folders = _model_args(models, weights)
-    model_options: dict[str, dict] = {}
-    for flag, key in (("--detail", "detail"), ("--pad-to", "pad_to")):
-        if kw[key] is None:
-            continue
-        from streamvsr.pipeline.registry import model_family
-
-        flash = [n for n in names if model_family(n) == "flashvsr"]
-        if not flash:
-            raise InputError(f"{flag} applies to --model flashvsr")
-        for n in flash:
-            model_options.setdefault(n, {})[key] = kw[key]
+    model_options = _flashvsr_options(names, kw, ("detail", "pad_to"))
     metrics = None if kw["metrics"] is None else [m.strip() for m in kw["metrics"].split(",") if m.strip()]
 
     def progress(p: dict) -> None:
@@ -159,13 +166,7 @@ def bench_cmd(model: str, weights: str | None, size: str, frames: int, **kw) -> 
     w, h = _size(size)
     device = _device(kw["device"])
     dtype = _dtype(kw["dtype"])
-    opts = {}
-    if kw["pad_to"] is not None:
-        from streamvsr.pipeline.registry import model_family
-
-        if model_family(model) != "flashvsr":
-            raise InputError("--pad-to applies to --model flashvsr")
-        opts["pad_to"] = kw["pad_to"]
+    opts = _flashvsr_options([model], kw, ("pad_to",)).get(model, {})
     m = load_model(model, weights=weights, device=device, dtype=dtype, scale=kw["scale"], **opts)
     warmup = None if kw["warmup"] is None else max(kw["warmup"], 0)
     res = benchmark(m, w, h, frames, device=device, warmup=warmup, name=model, dtype=dtype)

@@ -497,15 +497,19 @@ class WanDiT(nn.Module):
     def _lcsa_ctx(
         self,
         grid: tuple[int, int, int],
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        plan: SparsePlan,
+        t_positions: torch.Tensor,
         attn: AttentionConfig,
+        tokens: torch.Tensor,
         **kw: object,
     ) -> _AttnCtx:
-        """The attention context of an LCSA forward (``kw``: its KV cache or window visibility)."""
+        """The attention context of an LCSA forward over the token grid ``grid`` (``kw``: its KV cache or window
+        visibility): attention runs on the grid padded to whole windows (see :func:`window_fill`), so the RoPE
+        tables and the plan are those of the padded grid."""
+        padded = window_padded_grid(grid, attn.window)
+        cos, sin = self.rope(t_positions.to(tokens.device), *padded[1:], tokens.dtype)
+        plan = make_plan(*padded[1:], attn, tokens.device, patch_px=8 * self.cfg.patch[1])
         return _AttnCtx(
-            grid=grid, cos=cos, sin=sin, plan=plan, window=attn.window, means_in_pre=self.block_means_in_pre, **kw
+            grid=padded, cos=cos, sin=sin, plan=plan, window=attn.window, means_in_pre=self.block_means_in_pre, **kw
         )  # type: ignore[arg-type]
 
     def _run_blocks(self, x: torch.Tensor, state: DiTState, ctx: _AttnCtx) -> torch.Tensor:
@@ -541,17 +545,14 @@ class WanDiT(nn.Module):
         if state is None:
             state = self.prepare(context, t)
         tokens, grid = self.patchify(x)
-        f, h, w = grid
+        f = grid[0]
         if f % attn.window[0]:
             raise ValueError(f"chunk of {f} latents is not a multiple of the temporal window {attn.window[0]}")
         if lq_tokens is not None:
             tokens = tokens + lq_tokens.to(tokens.dtype)
         if t_positions is None:
             t_positions = torch.arange(f, device=tokens.device)
-        padded = window_padded_grid(grid, attn.window)  # attention runs on whole windows (see window_fill)
-        cos, sin = self.rope(t_positions.to(tokens.device), *padded[1:], tokens.dtype)
-        plan = make_plan(*padded[1:], attn, tokens.device, patch_px=8 * self.cfg.patch[1])
-        ctx = self._lcsa_ctx(padded, cos, sin, plan, attn, kv_cache=kv_cache)
+        ctx = self._lcsa_ctx(grid, t_positions, attn, tokens, kv_cache=kv_cache)
         tokens = self._run_blocks_in_block_order(tokens, state, ctx, grid)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
@@ -600,12 +601,9 @@ class WanDiT(nn.Module):
         else:
             if segment_ids is not None:
                 raise ValueError("segment_ids are only supported with full attention (attn=None)")
-            padded = window_padded_grid(grid, attn.window)  # attention runs on whole windows (see window_fill)
-            cos, sin = self.rope(t_positions.to(tokens.device), *padded[1:], tokens.dtype)
-            plan = make_plan(*padded[1:], attn, tokens.device, patch_px=8 * self.cfg.patch[1])
             nw = f // attn.window[0]
             vis = causal_window_visibility(nw, attn.kv_windows, first_windows) if causal else None  # host
-            ctx = self._lcsa_ctx(padded, cos, sin, plan, attn, window_visible=vis)
+            ctx = self._lcsa_ctx(grid, t_positions, attn, tokens, window_visible=vis)
             tokens = self._run_blocks_in_block_order(tokens, state, ctx, grid)
         return self.unpatchify(self.head(tokens, state.t), grid)
 
