@@ -17,6 +17,13 @@ are kept differs). Variants:
 - ``deq``: the model's bf16 path on the dequantised FP8 inputs (the quantisation error alone).
 - ``flex-presorted`` / ``flex-ascending``: ``flex-one`` on each head's query blocks already sorted by their count of
   selected key blocks, most / fewest first (the kernel's thread blocks start in launch order).
+- ``tri``: our Triton block-sparse kernel (:mod:`~streamvsr.models.flashvsr.block_kernels`) over the concatenated
+  keys, programs in (head, query block) order; ``tri-lpt``: started longest first (all heads' query blocks sorted
+  by their key-block count in every call, the sort timed with it); ``-ptr``: plain pointer loads instead of TMA
+  descriptors. A suffix ``:wNsM`` sets num_warps N and num_stages M (default ``:w8s3``). Like ``flex-one`` they
+  build the block lists from the mask inside the timed call.
+- ``lists-torch`` / ``lists-tri``: building the block lists alone from the selection's scores and thresholds:
+  ``block_lists(scores > thr)`` against the Triton kernel ``compact_block_lists`` (no TFLOP/s).
 
 Each variant runs with each ``--flex-variants`` kernel option set. Error: SNR in dB of the output against the
 model's bf16 path on the same inputs.
@@ -174,6 +181,24 @@ def sort_query_blocks(
     return qs.reshape(B, H, L, d), bms, order
 
 
+def triton_call(variant: str, q, k, v, bm, block: int):  # noqa: ANN001, ANN201 - bench helper
+    """The call of a ``tri[-lpt][-ptr][:wNsM]`` variant (see the module docstring)."""
+    from streamvsr.models.flashvsr import block_kernels as BK
+
+    name, _, opts = variant.partition(":")
+    warps, stages = (int(x) for x in opts[1:].split("s")) if opts else (8, 3)
+    parts = name.split("-")[1:]
+
+    def call():  # noqa: ANN202
+        num, idx = A.block_lists(bm)
+        order = BK.longest_first(num) if "lpt" in parts else None
+        return BK.block_sparse_attention(
+            q, k, v, num, idx, block, order, use_tma="ptr" not in parts, num_warps=warps, num_stages=stages
+        )
+
+    return call
+
+
 def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     err = (x.float() - ref.float()).pow(2).sum()
     return float(10 * torch.log10(ref.float().pow(2).sum() / err.clamp_min(1e-30)))
@@ -190,8 +215,21 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
         torch.randn(1, H, n, d, device=dev, generator=g).to(torch.bfloat16)
         for n in (nq, cfg.kv_windows * nq, nq, cfg.kv_windows * nq, nq)
     )
+    if a.layout == "model":  # q as the DiT's (B, L, H, d) view; keys and values as views into a shared ring
+        q = q.transpose(1, 2).contiguous().transpose(1, 2)
+        slots = 30 * cfg.kv_windows + 1
+        ring_k = torch.empty(1, H, slots * nq, d, device=dev, dtype=torch.bfloat16)
+        ring_v = torch.empty_like(ring_k)
+        at = 17 * cfg.kv_windows * nq  # some layer's slots in the middle of the ring
+        ring_k[:, :, at : at + cfg.kv_windows * nq] = kr
+        ring_k[:, :, at + cfg.kv_windows * nq : at + (cfg.kv_windows + 1) * nq] = kn
+        ring_v[:, :, at : at + cfg.kv_windows * nq] = vr
+        ring_v[:, :, at + cfg.kv_windows * nq : at + (cfg.kv_windows + 1) * nq] = vn
+        n_all = (cfg.kv_windows + 1) * nq
+        kr, kn = ring_k[:, :, at : at + cfg.kv_windows * nq], ring_k[:, :, at + cfg.kv_windows * nq : at + n_all]
+        vr, vn = ring_v[:, :, at : at + cfg.kv_windows * nq], ring_v[:, :, at + cfg.kv_windows * nq : at + n_all]
     vis = A.causal_window_visibility(cfg.kv_windows + 1, cfg.kv_windows, first_windows=0)[-1:].to(dev)
-    k_all = torch.cat([kr, kn], dim=2)
+    k_all = torch.cat([kr, kn], dim=2) if a.layout != "model" else ring_k[:, :, at : at + n_all]
     bm = A.select_blocks(A.block_means(q, plan.block), A.block_means(k_all, plan.block), plan, vis)
     pairs = int(bm.sum())
     counts = bm.sum(-1).float()
@@ -200,7 +238,7 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
         f"max {counts.max():.0f} (of {bm.shape[-1]})",
         flush=True,
     )
-    v_all = torch.cat([vr, vn], dim=2)
+    v_all = torch.cat([vr, vn], dim=2) if a.layout != "model" else ring_v[:, :, at : at + n_all]
     q_desc, bm_desc, order_desc = sort_query_blocks(q, bm, plan.block, descending=True)
     q_asc, bm_asc, _ = sort_query_blocks(q, bm, plan.block, descending=False)
     flop = pairs * 4 * plan.block * plan.block * d
@@ -230,6 +268,15 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
             fp8_pieces, q8, qs, (k8r, k8n), (ksr, ksn), (vr, vn), (one, one), bm, plan.block, d
         ),
     }
+    from streamvsr.models.flashvsr import block_kernels as BK
+
+    probs = A._selection_probs(A.block_means(q, plan.block), A.block_means(k_all, plan.block), plan, vis)
+    flat, thr = A.topk_threshold(probs, plan.nb, plan.topk, vis)
+    calls["lists-torch"] = lambda: A.block_lists((flat > thr).reshape(probs.shape))
+    calls["lists-tri"] = lambda: BK.compact_block_lists(flat.reshape(probs.shape), thr, plan.nb)
+    for var in a.variants.split(","):
+        if var.startswith("tri"):
+            calls[var] = triton_call(var, q, k_all, v_all, bm, plan.block)
     rows = []
     for fname, fopts, fmode in a.flex_variants:
         A.set_flex_options(fopts, fmode)
@@ -242,9 +289,14 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
                     B, H, L, d = out.shape
                     inv = torch.argsort(order_desc, dim=-1)[..., None].expand(B, H, L // plan.block, plan.block * d)
                     out = torch.gather(out.reshape(B, H, -1, plan.block * d), 2, inv).reshape(B, H, L, d)
-                row["snr_db"] = snr_db(out, ref) if var != "flex-ascending" else None
+                if var.startswith("lists"):  # the lists must equal those of the mask the other variants use
+                    ok = all(torch.equal(x, y) for x, y in zip(out, A.block_lists(bm), strict=True))
+                    row["snr_db"] = float("inf") if ok else float("-inf")
+                else:
+                    row["snr_db"] = snr_db(out, ref) if var != "flex-ascending" else None
                 ms = timed(calls[var], a.iters, warmup=3) * 1e3
-                row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
+                tflops = None if var.startswith("lists") else flop / (ms * 1e-3) / 1e12
+                row.update(ms=ms, tflops=tflops, ms_per_chunk_30_layers=ms * 30)
             except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
             print(json.dumps(row), flush=True)
@@ -260,13 +312,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--variants", default="bf16,fp8")
     p.add_argument("--flex-variants", default="USE_TMA=true", type=parse_flex_variants)
+    p.add_argument(
+        "--layout",
+        choices=("plain", "model"),
+        default="plain",
+        help="plain: contiguous q, k, v; model: q a (B, L, H, d) view, k and v views into a 121-window ring",
+    )
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
         p.error("needs a CUDA device (FlexAttention's compiled kernel)")
-    unknown = set(a.variants.split(",")) - {
+    unknown = {v for v in a.variants.split(",") if not v.startswith("tri")} - {
+        "lists-torch",
+        "lists-tri",
         "bf16",
         "fp8",
         "bf16-mod",
@@ -286,14 +346,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for out_h, out_w in a.sizes:
         results += run_size(out_h, out_w, a, torch.device("cuda"))
-    print(f"{'size':>10} {'variant':>6} {'flex':>14} {'ms':>7} {'x30 ms':>7} {'TFLOP/s':>8} {'SNR dB':>7}")
+    print(f"{'size':>10} {'variant':>14} {'flex':>14} {'ms':>7} {'x30 ms':>7} {'TFLOP/s':>8} {'SNR dB':>7}")
     for r in results:
         if "error" in r:
-            print(f"{r['size']:>10} {r['variant']:>6} {r['flex']:>14}  {r['error']}")
+            print(f"{r['size']:>10} {r['variant']:>14} {r['flex']:>14}  {r['error']}")
             continue
         print(
-            f"{r['size']:>10} {r['variant']:>6} {r['flex']:>14} {r['ms']:7.3f} {r['ms_per_chunk_30_layers']:7.1f}"
-            f" {r['tflops']:8.1f} {r['snr_db'] if r['snr_db'] is not None else float('nan'):7.2f}"
+            f"{r['size']:>10} {r['variant']:>14} {r['flex']:>14} {r['ms']:7.3f} {r['ms_per_chunk_30_layers']:7.1f}"
+            f" {r['tflops'] if r['tflops'] is not None else float('nan'):8.1f}"
+            f" {r['snr_db'] if r['snr_db'] is not None else float('nan'):7.2f}"
         )
     if a.json:
         meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name()}

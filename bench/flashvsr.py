@@ -39,10 +39,11 @@ decoder's fused ops (CUDA, bf16, official width), the shared KV ring, the DiT's 
 first, so the attention kernel starts the long query blocks first:
 :func:`~streamvsr.models.flashvsr.attention.set_flex_block_order`) and, on CUDA, ``radixa`` and ``upc`` (below); a
 lever without them turns them off, so the pipeline's own path is
-``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32+means+vorder+radixa+upc``
+``epi+compile+dec+proj+fold+ring+streams+pwork+tail+crelu+otaps+mrelu+rope32+means+vorder+radixa+upc+tpad+blists+ffin``
 (with ``--compile``; ``proj`` since the third session of 2026-11-27, the decoder's three for decoders of the official
 width since the fourth, ``ring``, ``pwork`` and ``rope32`` since the fifth, ``means`` and ``vorder`` since the
-sixth, ``radixa`` and ``upc`` since the seventh). ``--kv-layout`` only sets the cache of levers without ``ring`` or
+sixth, ``radixa`` and ``upc`` since the seventh, ``tpad`` since the ninth, ``blists`` and ``ffin`` since the
+tenth). ``--kv-layout`` only sets the cache of levers without ``ring`` or
 ``spare``. ``radix``: the LCSA threshold by the Triton radix select, one program per row
 (:func:`~streamvsr.models.flashvsr.attention.set_radix_select`); ``radix2`` the same with each row split over
 programs of 4096 values; ``radixa`` the faster of the two by row length
@@ -51,6 +52,11 @@ TCDecoder with the 3x3 convolution after it as one sub-pixel convolution (``TCDe
 :func:`~streamvsr.models.flashvsr.fused.nearest2x_conv3x3`; official width). ``tpad``: the frames padded to whole
 tokens and the DiT's token grid to whole windows inside the DiT (``FlashVSRUpscaler.pad_to = "tokens"``, the
 upscaler's default since the ninth session of 2026-11-27; without it "windows": 1152 rows computed for 1080p);
+``blists``: the LCSA block lists built from the selection's scores by one Triton kernel, and ``tattn`` also our
+Triton block-sparse attention kernel, programs started longest first, instead of FlexAttention
+(:func:`~streamvsr.models.flashvsr.attention.set_block_kernels`; ``tattnr``: in (head, query block) order);
+``ffin``: the output step (AdaIN's elementwise part, [0, 1], uint8 rounding) as one Triton kernel
+(:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -99,8 +105,10 @@ from streamvsr.pipeline.flashvsr import (
     compile_decoder,
     compile_dit,
     compile_lq_proj,
+    get_fused_finish,
     padded_frame_count,
     pipeline_flex_options,
+    set_fused_finish,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -120,20 +128,36 @@ class _BlockCounter:
 
     def __init__(self) -> None:
         self.orig = attn_mod.select_blocks
+        self.orig_lists = attn_mod.select_block_lists
         self.total: torch.Tensor | None = None
+        self._in_lists = False  # select_block_lists may call select_blocks: count once
+
+    def _add(self, s: torch.Tensor) -> None:
+        self.total = s if self.total is None else self.total + s
 
     def __enter__(self) -> _BlockCounter:
         def counting(*a, **k):  # noqa: ANN002, ANN003, ANN202
             m = self.orig(*a, **k)
-            s = m.sum()
-            self.total = s if self.total is None else self.total + s
+            if not self._in_lists:
+                self._add(m.sum())
             return m
 
+        def counting_lists(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            self._in_lists = True
+            try:
+                num, idx = self.orig_lists(*a, **k)
+            finally:
+                self._in_lists = False
+            self._add(num.sum())
+            return num, idx
+
         attn_mod.select_blocks = counting
+        attn_mod.select_block_lists = counting_lists
         return self
 
     def __exit__(self, *exc: object) -> None:
         attn_mod.select_blocks = self.orig
+        attn_mod.select_block_lists = self.orig_lists
 
     def value(self) -> int:
         return 0 if self.total is None else int(self.total.item())
@@ -160,9 +184,12 @@ def run_one(
     quick: bool = False,
     mem_trace: bool = False,
     lag: int = 2,
+    uint8: bool = False,
 ) -> dict:
     h, w = out_hw
     lr = torch.rand(frames, 3, math.ceil(h / 4), math.ceil(w / 4))  # on the host, streamed in chunks
+    if uint8:  # frames as a video decoder hands them (the CLI's path); the outputs are uint8 too
+        lr = lr.mul(255).round().to(torch.uint8)
     upscaler.attention = AttentionConfig(**{**cfg.attention.__dict__, "backend": backend})
     chunks: list[ChunkInfo] = []
     engine = Engine(upscaler, device=device)
@@ -574,6 +601,10 @@ LEVER_PARTS = (
     "radixa",
     "upc",
     "tpad",
+    "blists",
+    "tattn",
+    "tattnr",
+    "ffin",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -650,6 +681,8 @@ class _LeverState:
         self.kv_layout = up.kv_layout  # the run's KV cache (--kv-layout); lever parts "spare" and "ring" change it
         self.block_order = attn_mod.get_flex_block_order()  # restored by close()
         self.radix_select = attn_mod.get_radix_select()  # likewise
+        self.block_kernels = attn_mod.get_block_kernels()  # likewise
+        self.fused_finish = get_fused_finish()  # likewise
 
     def _drop_compiled(self) -> None:
         """Undo the compiled DiT blocks (before the blocks change; they are compiled again when wanted)."""
@@ -726,6 +759,11 @@ class _LeverState:
         attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
         self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
         self.up.pad_to = "tokens" if "tpad" in parts else "windows"  # new shapes: the compiled parts recompile
+        # our Triton kernels for the block lists (blists) and for the block-sparse attention as well (tattn)
+        set_fused_finish("ffin" in parts)  # the output step as one Triton kernel (CUDA)
+        attend = bool({"tattn", "tattnr"} & set(parts))
+        opts = {"longest_first": False} if "tattnr" in parts else None
+        attn_mod.set_block_kernels(attend or "blists" in parts, attend, opts)
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""
@@ -736,6 +774,8 @@ class _LeverState:
         dit_mod.apply_rope = _APPLY_ROPE
         attn_mod.set_flex_block_order(self.block_order)
         attn_mod.set_radix_select(*self.radix_select)
+        attn_mod.set_block_kernels(*self.block_kernels)
+        set_fused_finish(self.fused_finish)
 
     def info(self, lever: str) -> dict:
         d: dict = {"lever": lever}
@@ -813,6 +853,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--kv-lean", action="store_true", help="the same as --kv-layout lean (earlier runs' flag)")
     p.add_argument("--check", action="store_true", help="first compare flex and dense on one DiT call")
     p.add_argument("--quick", action="store_true", help="one pass: no warm-up, chunk timings in the timed run")
+    p.add_argument(
+        "--uint8",
+        action="store_true",
+        help="push uint8 frames, as the CLI's video decoder hands them (outputs uint8); default float32 in [0, 1]",
+    )
     p.add_argument(
         "--lag",
         type=int,
@@ -944,7 +989,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for backend, variant, kernel_options, flex_mode in runs:
                     attn_mod.set_flex_options(kernel_options, flex_mode)
                     try:
-                        r = run_one(cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace, args.lag)
+                        r = run_one(
+                            cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace, args.lag, args.uint8
+                        )
+                        r["frames_dtype"] = "uint8" if args.uint8 else "float32"
                         if r.get("mem_trace"):
                             print_attribution(_label(backend, lever, variant), r["mem_trace"])
                         if args.profile > 0:

@@ -187,3 +187,21 @@ def test_cli_run_progress_rate_reads_the_cli_json_lines() -> None:
     assert s["rate"] == pytest.approx(50.0)
     with pytest.raises(ValueError):
         mod.progress_rate(["no json here"], after=1)
+
+
+def test_block_counter_counts_the_lists_path_once() -> None:
+    spec = importlib.util.spec_from_file_location("bench_flashvsr", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from streamvsr.models.flashvsr import attention as A
+    from streamvsr.models.flashvsr.config import AttentionConfig
+
+    plan = A.make_plan(4, 8, AttentionConfig(window=(1, 2, 2), local_range=3), torch.device("cpu"))
+    qm, km = torch.randn(1, 2, plan.nb, 8), torch.randn(1, 2, 3 * plan.nb, 8)
+    vis = torch.tensor([[True, False, True]])
+    want = int(A.select_blocks(qm, km, plan, vis).sum())
+    with mod._BlockCounter() as c:
+        A.select_block_lists(qm, km, plan, vis)  # on the CPU it builds the lists from select_blocks' mask
+        A.select_blocks(qm, km, plan, vis)
+    assert c.value() == 2 * want > 0
+    assert A.select_blocks is c.orig and A.select_block_lists is c.orig_lists

@@ -9,14 +9,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["adain_color_fix", "wavelet_blur", "wavelet_color_fix", "wavelet_decompose"]
+__all__ = ["adain_color_fix", "adain_stats", "wavelet_blur", "wavelet_color_fix", "wavelet_decompose"]
 
 
-def adain_color_fix(sr: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """AdaIN per frame and channel: (sr - mu_sr) / sigma_sr * sigma_ref + mu_ref, clamped to [-1, 1].
-
-    sigma = sqrt(biased variance over H x W + eps). Computed in the input dtype (the official code uses bf16).
-    """
+def adain_stats(
+    sr: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The statistics of :func:`adain_color_fix` in sr's dtype, each (..., C, 1, 1): (mu_sr, sigma_sr, sigma_ref,
+    mu_ref) with sigma = sqrt(biased variance over H x W + eps)."""
     if sr.shape != ref.shape:
         raise ValueError(f"sr {tuple(sr.shape)} and ref {tuple(ref.shape)} must have the same shape")
     ref = ref.to(sr.dtype)
@@ -25,6 +25,16 @@ def adain_color_fix(sr: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> t
     mu_r = ref.mean(dim=dims, keepdim=True)
     sd_s = (sr.var(dim=dims, keepdim=True, unbiased=False) + eps).sqrt()
     sd_r = (ref.var(dim=dims, keepdim=True, unbiased=False) + eps).sqrt()
+    return mu_s, sd_s, sd_r, mu_r
+
+
+def adain_color_fix(sr: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN per frame and channel: (sr - mu_sr) / sigma_sr * sigma_ref + mu_ref, clamped to [-1, 1].
+
+    sigma = sqrt(biased variance over H x W + eps). Computed in the input dtype (the official code uses bf16), one
+    rounding per operation in this order (``ops.color_kernel`` repeats them in one kernel).
+    """
+    mu_s, sd_s, sd_r, mu_r = adain_stats(sr, ref, eps)
     return ((sr - mu_s) / sd_s * sd_r + mu_r).clamp(-1, 1)
 
 

@@ -48,7 +48,8 @@ from streamvsr.models.flashvsr.attention import (
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
-from streamvsr.ops.color import adain_color_fix, wavelet_color_fix
+from streamvsr.ops import color_kernel
+from streamvsr.ops.color import adain_color_fix, adain_stats, wavelet_color_fix
 from streamvsr.pipeline.protocol import ModelSpec
 
 __all__ = [
@@ -240,10 +241,29 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
     return Compiled([(decoder, "_run")])
 
 
+_FUSED_FINISH = True  # see set_fused_finish
+
+
+def set_fused_finish(on: bool) -> None:
+    """Whether :func:`finish_frames` runs its elementwise steps after the AdaIN statistics (or for "none") as one
+    Triton kernel on CUDA (:func:`streamvsr.ops.color_kernel.finish`, the same output bit for bit) instead of
+    thirteen eager passes over the full-resolution frames. On by default where Triton and CUDA are."""
+    global _FUSED_FINISH
+    _FUSED_FINISH = bool(on)
+
+
+def get_fused_finish() -> bool:
+    """See :func:`set_fused_finish`."""
+    return _FUSED_FINISH
+
+
 def finish_frames(sr: torch.Tensor, ref: torch.Tensor, color_fix: str, to_uint8: bool) -> torch.Tensor:
     """Decoded frames (T, 3, H, W) about [-1, 1] and their bicubic LR reference -> output frames: the colour fix
     ("adain", "wavelet" or "none": clamped to [-1, 1] only), then [0, 1] in float32, or with ``to_uint8`` 0..255
     rounded as ``run.to_array`` rounds float frames (x * 255 + 0.5, clamped, truncated)."""
+    if _FUSED_FINISH and color_fix != "wavelet" and color_kernel.available(sr):
+        stats = adain_stats(sr, ref) if color_fix == "adain" else None
+        return color_kernel.finish(sr, stats, to_uint8)
     if color_fix == "none":
         out = sr.clamp(-1, 1)
     else:

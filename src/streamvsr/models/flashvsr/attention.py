@@ -43,7 +43,11 @@ __all__ = [
     "local_block_mask",
     "make_plan",
     "resolve_backend",
+    "select_block_lists",
     "select_blocks",
+    "set_block_kernels",
+    "get_block_kernels",
+    "topk_threshold",
     "set_flex_block_order",
     "set_flex_options",
     "set_radix_select",
@@ -248,6 +252,28 @@ def _threshold(x: torch.Tensor, k: int) -> torch.Tensor:
     return kth_largest(x, k)
 
 
+def topk_threshold(
+    probs: torch.Tensor, nb: int, topk: int, window_visible: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scores and thresholds of :func:`topk_select`: (flat (B, H, nqw, nb * Nk) with invisible key windows
+    at -1, thr (B, H, nqw, 1)); the kept block pairs are ``flat > thr``. flat's memory is (B, H, Nq, Nk)."""
+    B, H, Nq, Nk = probs.shape
+    nqw, nkw = Nq // nb, Nk // nb
+    p = probs.reshape(B, H, nqw, nb, nkw, nb)
+    if window_visible is None:
+        flat = p.reshape(B, H, nqw, nb * Nk)
+        k = max(0, min(topk, nb * Nk - 1))
+        return flat, _threshold(flat, k + 1)
+    vis_host = window_visible.cpu()  # small; k per query window is computed on the host (no device sync)
+    vis = window_visible.to(probs.device)
+    p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
+    flat = p.reshape(B, H, nqw, nb * Nk)
+    ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
+    # one threshold per query window (a steady streaming call has one window: one top-k)
+    thr = torch.cat([_threshold(flat[:, :, i : i + 1], k + 1) for i, k in enumerate(ks)], dim=2)  # (B, H, nqw, 1)
+    return flat, thr
+
+
 def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.Tensor | None = None) -> torch.Tensor:
     """Global top-k per (batch, head, query temporal window).
 
@@ -256,21 +282,8 @@ def topk_select(probs: torch.Tensor, nb: int, topk: int, window_visible: torch.T
     count towards Nk. k = min(topk, nb * visible_key_blocks - 1); the threshold is the (k+1)-th largest
     value; entries strictly greater than it are kept. Returns (B, H, Nq, Nk) bool.
     """
-    B, H, Nq, Nk = probs.shape
-    nqw, nkw = Nq // nb, Nk // nb
-    p = probs.reshape(B, H, nqw, nb, nkw, nb)
-    if window_visible is None:
-        flat = p.reshape(B, H, nqw, nb * Nk)
-        k = max(0, min(topk, nb * Nk - 1))
-        return (flat > _threshold(flat, k + 1)).reshape(B, H, Nq, Nk)
-    vis_host = window_visible.cpu()  # small; k per query window is computed on the host (no device sync)
-    vis = window_visible.to(probs.device)
-    p = p.masked_fill(~vis[None, None, :, None, :, None], -1.0)
-    flat = p.reshape(B, H, nqw, nb * Nk)
-    ks = [max(0, min(topk, int(n) * nb * nb - 1)) for n in vis_host.sum(-1).tolist()]
-    # one threshold per query window (a steady streaming call has one window: one top-k)
-    thr = torch.cat([_threshold(flat[:, :, i : i + 1], k + 1) for i, k in enumerate(ks)], dim=2)  # (B, H, nqw, 1)
-    return (flat > thr).reshape(B, H, Nq, Nk)
+    flat, thr = topk_threshold(probs, nb, topk, window_visible)
+    return (flat > thr).reshape(probs.shape)
 
 
 @dataclass(frozen=True)
@@ -367,6 +380,20 @@ def get_flex_block_order() -> bool:
     return _FEWEST_VISIBLE_FIRST
 
 
+def _selection_probs(
+    q_means: torch.Tensor, k_means: torch.Tensor, plan: SparsePlan, window_visible: torch.Tensor | None
+) -> torch.Tensor:
+    """softmax(mean(q_blk) . mean(k_blk) / sqrt(d) + local mask) over key blocks: (B, H, Nq, Nk) fp32."""
+    d = q_means.shape[-1]
+    nqw, nkw = q_means.shape[2] // plan.nb, k_means.shape[2] // plan.nb
+    scores = torch.einsum("bhqd,bhkd->bhqk", q_means, k_means) / math.sqrt(d)  # working dtype
+    bias = plan.local_bias(nqw, nkw, q_means.device)  # (Nq, Nk), shared by the forward's layers
+    if window_visible is not None:
+        wv = window_visible.to(q_means.device).repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
+        bias = bias.masked_fill(~wv, float("-inf"))
+    return torch.softmax(scores.float() + bias, dim=-1)
+
+
 def select_blocks(
     q_means: torch.Tensor,
     k_means: torch.Tensor,
@@ -383,13 +410,50 @@ def select_blocks(
             vis = window_visible.to(q_means.device)
         m = vis.repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
         return m[None, None].expand(B, H, Nq, Nk)
-    scores = torch.einsum("bhqd,bhkd->bhqk", q_means, k_means) / math.sqrt(d)  # working dtype
-    bias = plan.local_bias(nqw, nkw, q_means.device)  # (Nq, Nk), shared by the forward's layers
-    if window_visible is not None:
-        wv = window_visible.to(q_means.device).repeat_interleave(plan.nb, 0).repeat_interleave(plan.nb, 1)
-        bias = bias.masked_fill(~wv, float("-inf"))
-    probs = torch.softmax(scores.float() + bias, dim=-1)
-    return topk_select(probs, plan.nb, plan.topk, window_visible)
+    return topk_select(_selection_probs(q_means, k_means, plan, window_visible), plan.nb, plan.topk, window_visible)
+
+
+def select_block_lists(
+    q_means: torch.Tensor,
+    k_means: torch.Tensor,
+    plan: SparsePlan,
+    window_visible: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`block_lists` of :func:`select_blocks`: (num (B, H, Nq) int32, idx (B, H, Nq, Nk) int32). On CUDA
+    with the block kernels on (:func:`set_block_kernels`) one Triton kernel turns the scores and thresholds into the
+    lists (:func:`~streamvsr.models.flashvsr.block_kernels.compact_block_lists`, the same values)."""
+    if plan.sparse and _BLOCK_KERNELS[0]:
+        from streamvsr.models.flashvsr import block_kernels
+
+        if block_kernels.available(q_means):
+            probs = _selection_probs(q_means, k_means, plan, window_visible)
+            flat, thr = topk_threshold(probs, plan.nb, plan.topk, window_visible)
+            return block_kernels.compact_block_lists(flat.reshape(probs.shape), thr, plan.nb)
+    return block_lists(select_blocks(q_means, k_means, plan, window_visible))
+
+
+_BLOCK_KERNELS: tuple[bool, bool, dict] = (True, False, {})  # see set_block_kernels
+
+
+def set_block_kernels(lists: bool, attention: bool = False, options: dict | None = None) -> None:
+    """Which of our Triton kernels (:mod:`~streamvsr.models.flashvsr.block_kernels`) the flex backend uses on CUDA
+    for a call over one key tensor: ``lists`` builds the block lists from the selection's scores in one kernel
+    instead of a comparison and ``block_lists``; ``attention`` attends with our block-sparse kernel, its programs
+    started longest first, instead of FlexAttention (``options``: its ``num_warps`` / ``num_stages`` /
+    ``use_tma``, and ``longest_first`` False for programs in (head, query block) order). Where Triton or CUDA is
+    missing the FlexAttention path runs.
+
+    Defaults, as measured on an H100 (docs/performance.md, tenth session of 2026-11-27): ``lists`` on (the same
+    lists; 0.067 instead of 0.148 ms per layer at 768x1408, +1.0% and +1.8% end to end at 768x1408 and 1080p),
+    ``attention`` off: alone our kernel took 1.91 against FlexAttention's 2.12 ms per layer at 768x1408, but end to
+    end, beside the decoder's stream, the pipeline ran 1.2% to 2.3% slower with it."""
+    global _BLOCK_KERNELS
+    _BLOCK_KERNELS = (bool(lists), bool(attention), dict(options or {}))
+
+
+def get_block_kernels() -> tuple[bool, bool, dict]:
+    """(lists, attention, options) as :func:`set_block_kernels` set them."""
+    return _BLOCK_KERNELS[0], _BLOCK_KERNELS[1], dict(_BLOCK_KERNELS[2])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -495,10 +559,11 @@ def flex_block_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    block_mask: torch.Tensor,
+    block_mask: torch.Tensor | None,
     block: int = 128,
     compiled: bool | None = None,
     return_lse: bool = False,
+    lists: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """FlexAttention kernel with a BlockMask of full 128x128 blocks; empty query blocks give zeros.
 
@@ -506,14 +571,20 @@ def flex_block_attention(
     equal to the block mask (FlexAttention's unfused reference implementation).
     return_lse: also return the log-sum-exp of each query row's scores (B, H, Lq) fp32, natural log;
     -inf for rows without any key block.
+    lists: the block mask as its :func:`block_lists` (num, idx) instead (``block_mask`` None; compiled only).
     """
     from torch.nn.attention.flex_attention import BlockMask
 
     if compiled is None:
         compiled = q.device.type == "cuda"
     Lq, Lk = q.shape[2], k.shape[2]
-    bm = block_mask.contiguous()
-    num, idx = block_lists(bm)  # (B, H, Nq), (B, H, Nq, Nk): selected first
+    if lists is not None:
+        if not compiled:
+            raise ValueError("FlexAttention's eager path needs the block mask, not its lists")
+        num, idx = lists
+    else:
+        bm = block_mask.contiguous()
+        num, idx = block_lists(bm)  # (B, H, Nq), (B, H, Nq, Nk): selected first
     zeros_num = torch.zeros_like(num)
     zeros_idx = torch.zeros_like(idx)
 
@@ -646,9 +717,19 @@ def lcsa_attention(
         q_means = block_means(q, plan.block)
     if k_means is None:
         k_means = block_means(k, plan.block)
-    bm = select_blocks(q_means, k_means, plan, window_visible)
     if plan.backend == "flex":
-        return flex_block_attention(q, k, v, bm, plan.block)
+        lists, attend, options = _BLOCK_KERNELS
+        from streamvsr.models.flashvsr import block_kernels
+
+        if (lists or attend) and block_kernels.available(q):
+            num, idx = select_block_lists(q_means, k_means, plan, window_visible)
+            if attend:
+                opts = dict(options)
+                order = block_kernels.longest_first(num) if opts.pop("longest_first", True) else None
+                return block_kernels.block_sparse_attention(q, k, v, num, idx, plan.block, order, **opts)
+            return flex_block_attention(q, k, v, None, plan.block, lists=(num, idx))
+        return flex_block_attention(q, k, v, select_blocks(q_means, k_means, plan, window_visible), plan.block)
+    bm = select_blocks(q_means, k_means, plan, window_visible)
     if plan.backend == "dense":
         return dense_block_attention(q, k, v, bm, plan.block)
     raise ValueError(f"unknown attention backend {plan.backend!r}")
