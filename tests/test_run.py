@@ -42,6 +42,9 @@ def test_ctrl_c_leaves_no_output(long_clip: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "streamvsr.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # a run started in the background of a non-interactive shell inherits SIGINT ignored: a terminal's Ctrl-C
+        # reaches a CLI with the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(4)
     assert p.poll() is None, p.communicate()
