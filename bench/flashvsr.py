@@ -55,7 +55,8 @@ upscaler's default since the ninth session of 2026-11-27; without it "windows": 
 ``blists``: the LCSA block lists built from the selection's scores by one Triton kernel, and ``tattn`` also our
 Triton block-sparse attention kernel, programs started longest first, instead of FlexAttention
 (:func:`~streamvsr.models.flashvsr.attention.set_block_kernels`; ``tattnr``: in (head, query block) order);
-``ffin``: the output step (AdaIN's elementwise part, [0, 1], uint8 rounding) as one Triton kernel
+``ffin``: the input step ([-1, 1] of the bicubic frames) and the output step (AdaIN's elementwise part, [0, 1], uint8
+rounding) as one Triton kernel each
 (:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over

@@ -6,12 +6,9 @@ imported); on CUDA (marked gpu) against FlexAttention at the official head size.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from triton_interp import run_interpreted
 
 _CHECK = r"""
 import math
@@ -85,10 +82,7 @@ print("ok")
 
 
 def test_block_kernels_against_the_references_under_the_interpreter() -> None:
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    r = subprocess.run([sys.executable, "-c", _CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+    run_interpreted(_CHECK)
 
 
 def test_block_lists_kernel_is_the_default_and_needs_cuda() -> None:

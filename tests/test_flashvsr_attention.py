@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from triton_interp import run_interpreted
 
 from streamvsr.models.flashvsr.attention import (
     KVCache,
@@ -138,14 +139,7 @@ print("ok")
 def test_radix_select_equals_the_top_k_ties_and_masks_included() -> None:
     """The Triton radix select gives the bits of the top-k's minimum; run by Triton's interpreter on the CPU, in a
     process of its own (the interpreter must be chosen before Triton is imported)."""
-    import os
-    import subprocess
-    import sys
-
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    r = subprocess.run([sys.executable, "-c", _RADIX_CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    run_interpreted(_RADIX_CHECK)
 
 
 def test_radix_select_auto_form_by_row_length() -> None:

@@ -32,7 +32,7 @@ def adain_color_fix(sr: torch.Tensor, ref: torch.Tensor, eps: float = 1e-5) -> t
     """AdaIN per frame and channel: (sr - mu_sr) / sigma_sr * sigma_ref + mu_ref, clamped to [-1, 1].
 
     sigma = sqrt(biased variance over H x W + eps). Computed in the input dtype (the official code uses bf16), one
-    rounding per operation in this order (``ops.color_kernel`` repeats them in one kernel).
+    rounding per operation in this order (``ops.frame_kernels`` repeats them in one kernel).
     """
     mu_s, sd_s, sd_r, mu_r = adain_stats(sr, ref, eps)
     return ((sr - mu_s) / sd_s * sd_r + mu_r).clamp(-1, 1)

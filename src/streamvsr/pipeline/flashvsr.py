@@ -48,7 +48,7 @@ from streamvsr.models.flashvsr.attention import (
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
-from streamvsr.ops import color_kernel
+from streamvsr.ops import frame_kernels
 from streamvsr.ops.color import adain_color_fix, adain_stats, wavelet_color_fix
 from streamvsr.pipeline.protocol import ModelSpec
 
@@ -246,8 +246,10 @@ _FUSED_FINISH = True  # see set_fused_finish
 
 def set_fused_finish(on: bool) -> None:
     """Whether :func:`finish_frames` runs its elementwise steps after the AdaIN statistics (or for "none") as one
-    Triton kernel on CUDA (:func:`streamvsr.ops.color_kernel.finish`, the same output bit for bit) instead of
-    thirteen eager passes over the full-resolution frames. On by default where Triton and CUDA are."""
+    Triton kernel on CUDA (:func:`streamvsr.ops.frame_kernels.finish`, the same output bit for bit) instead of
+    thirteen eager passes over the full-resolution frames, and the upscaler maps its bicubic frames to [-1, 1] in
+    one pass too (:func:`streamvsr.ops.frame_kernels.signed`, the same values). On by default where Triton and CUDA
+    are."""
     global _FUSED_FINISH
     _FUSED_FINISH = bool(on)
 
@@ -261,9 +263,9 @@ def finish_frames(sr: torch.Tensor, ref: torch.Tensor, color_fix: str, to_uint8:
     """Decoded frames (T, 3, H, W) about [-1, 1] and their bicubic LR reference -> output frames: the colour fix
     ("adain", "wavelet" or "none": clamped to [-1, 1] only), then [0, 1] in float32, or with ``to_uint8`` 0..255
     rounded as ``run.to_array`` rounds float frames (x * 255 + 0.5, clamped, truncated)."""
-    if _FUSED_FINISH and color_fix != "wavelet" and color_kernel.available(sr):
+    if _FUSED_FINISH and color_fix != "wavelet" and frame_kernels.available(sr):
         stats = adain_stats(sr, ref) if color_fix == "adain" else None
-        return color_kernel.finish(sr, stats, to_uint8)
+        return frame_kernels.finish(sr, stats, to_uint8)
     if color_fix == "none":
         out = sr.clamp(-1, 1)
     else:
@@ -721,6 +723,8 @@ class FlashVSRUpscaler:
             x = frames.to(self.device)
             x = x.float().mul_(1.0 / 255) if integer else x.to(torch.float32)  # as run.to_tensor scales 8-bit video
             x = F.interpolate(x, scale_factor=SCALE, mode="bicubic")
+            if _FUSED_FINISH and frame_kernels.available(x):  # clamp, [-1, 1] and hr_dtype in one pass
+                return frame_kernels.signed(x, self.hr_dtype)
             x = x.clamp(0, 1)
         return (x * 2 - 1).to(self.hr_dtype)
 

@@ -1,4 +1,9 @@
-"""The output step of the FlashVSR pipeline as one Triton kernel (optional, CUDA; CPU under Triton's interpreter).
+"""The FlashVSR pipeline's elementwise steps over full-resolution frames as Triton kernels (optional, CUDA; CPU
+under Triton's interpreter).
+
+:func:`signed` maps the bicubic frames from [0, 1] to [-1, 1] in their storage dtype (the clamp, the scaling and
+the conversion in one pass instead of four; exact: x * 2 is exact in float32, so one rounding of 2x - 1 equals
+PyTorch's two).
 
 :func:`~streamvsr.pipeline.flashvsr.finish_frames` applies AdaIN with per-(frame, channel) statistics, clamps,
 maps [-1, 1] to [0, 1] in float32 and, for uint8 streams, rounds to 0..255: thirteen elementwise passes over the
@@ -15,7 +20,7 @@ import contextlib
 
 import torch
 
-__all__ = ["available", "finish"]
+__all__ = ["available", "finish", "signed"]
 
 try:  # optional: the kernel exists where Triton is installed (CUDA machines have it with torch)
     import triton
@@ -64,6 +69,14 @@ if triton is not None:
         else:
             tl.store(out_ptr + plane.to(tl.int64) * HW + offs, y, mask=inside)
 
+    @triton.jit
+    def _signed(x_ptr, out_ptr, n, BLOCK: tl.constexpr):  # noqa: ANN001, ANN202
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        inside = offs < n
+        x = tl.load(x_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+        y = tl.minimum(tl.maximum(x, 0.0), 1.0) * 2.0 - 1.0
+        tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=inside)
+
 
 def available(x: torch.Tensor) -> bool:
     """Whether :func:`finish` can run on ``x``: CUDA with Triton installed."""
@@ -94,4 +107,18 @@ def finish(
             sr, packed, out, C, H * W, sr.stride(0), sr.stride(1),
             ADAIN=stats is not None, U8=to_uint8, BLOCK=block, num_warps=8, enable_fp_fusion=False,
         )  # fmt: skip
+    return out
+
+
+def signed(x: torch.Tensor, dtype: torch.dtype, block: int = 4096) -> torch.Tensor:
+    """``(x.clamp(0, 1) * 2 - 1).to(dtype)`` of a float32 tensor in one pass, the same values. Returns a contiguous
+    tensor of x's shape."""
+    if x.dtype != torch.float32:
+        raise TypeError(f"signed takes float32, got {x.dtype}")
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    n = x.numel()
+    on = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with on:
+        _signed[(triton.cdiv(n, block),)](x, out, n, BLOCK=block, num_warps=8, enable_fp_fusion=False)
     return out
