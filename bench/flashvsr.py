@@ -54,7 +54,8 @@ tokens and the DiT's token grid to whole windows inside the DiT (``FlashVSRUpsca
 upscaler's default since the ninth session of 2026-11-27; without it "windows": 1152 rows computed for 1080p);
 ``blists``: the LCSA block lists built from the selection's scores by one Triton kernel, and ``tattn`` also our
 Triton block-sparse attention kernel, programs started longest first, instead of FlexAttention
-(:func:`~streamvsr.models.flashvsr.attention.set_block_kernels`; ``tattnr``: in (head, query block) order);
+(:func:`~streamvsr.models.flashvsr.attention.set_block_kernels`; ``tattnr``: in (head, query block) order;
+``ts2``: two pipeline stages, ``tn64``: key tiles of 64 rows);
 ``ffin``: the input step ([-1, 1] of the bicubic frames) and the output step (AdaIN's elementwise part, [0, 1], uint8
 rounding) as one Triton kernel each
 (:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
@@ -605,6 +606,8 @@ LEVER_PARTS = (
     "blists",
     "tattn",
     "tattnr",
+    "ts2",
+    "tn64",
     "ffin",
 )
 _APPLY_ROPE = dit_mod.apply_rope
@@ -763,7 +766,9 @@ class _LeverState:
         # our Triton kernels for the block lists (blists) and for the block-sparse attention as well (tattn)
         set_fused_finish("ffin" in parts)  # the output step as one Triton kernel (CUDA)
         attend = bool({"tattn", "tattnr"} & set(parts))
-        opts = {"longest_first": False} if "tattnr" in parts else None
+        opts = {"longest_first": False} if "tattnr" in parts else {}
+        opts.update({"num_stages": 2} if "ts2" in parts else {})  # our kernel: two pipeline stages
+        opts.update({"block_n": 64} if "tn64" in parts else {})  # key tiles of 64 rows
         attn_mod.set_block_kernels(attend or "blists" in parts, attend, opts)
 
     def close(self) -> None:
@@ -994,6 +999,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             cfg, up, hw, args.frames, backend, device, args.quick, args.mem_trace, args.lag, args.uint8
                         )
                         r["frames_dtype"] = "uint8" if args.uint8 else "float32"
+                        if "tattn" in lever:  # registers and shared memory of our attention kernel
+                            from streamvsr.models.flashvsr import block_kernels
+
+                            r["attention_kernel"] = block_kernels.last_resources()
+                            print(f"{lever}: our attention kernel {r['attention_kernel']}", flush=True)
                         if r.get("mem_trace"):
                             print_attribution(_label(backend, lever, variant), r["mem_trace"])
                         if args.profile > 0:

@@ -58,6 +58,8 @@ for tma in (False, True):
         assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse))
         fin = torch.isfinite(ref_lse)
         assert (lse[fin] - ref_lse[fin]).abs().max() < 1e-5
+out = BK.block_sparse_attention(q, k, v, num, idx, blk, use_tma=False, block_n=8)  # two key tiles per block
+assert (out - ref).abs().max() < 1e-5
 order = BK.longest_first(num)
 assert sorted(order.tolist()) == list(range(num.numel()))
 assert (num.reshape(-1)[order.long()].diff() <= 0).all()  # most key blocks first
@@ -116,10 +118,12 @@ def test_block_kernels_match_flexattention_on_cuda() -> None:
         n2, i2 = A.block_lists(mask)
         assert torch.equal(num, n2) and torch.equal(idx, i2)
         ref = A.flex_block_attention(q, k, v, mask, plan.block).float()
-        for tma in (True, False):
-            out = BK.block_sparse_attention(q, k, v, num, idx, plan.block, BK.longest_first(num), use_tma=tma).float()
+        for tma, bn in ((True, None), (False, None), (True, 64)):
+            order = BK.longest_first(num)
+            out = BK.block_sparse_attention(q, k, v, num, idx, plan.block, order, use_tma=tma, block_n=bn).float()
             snr = 10 * torch.log10(ref.pow(2).sum() / (out - ref).pow(2).sum())
-            assert snr > 45, (tma, snr)
+            assert snr > 45, (tma, bn, snr)
+        assert BK.last_resources()["registers"] > 0
         A.set_block_kernels(True, True)
         out = A.lcsa_attention(q, k, v, plan, vis, k_means=km, q_means=qm).float()
         assert 10 * torch.log10(ref.pow(2).sum() / (out - ref).pow(2).sum()) > 45

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-__all__ = ["available", "block_sparse_attention", "compact_block_lists", "longest_first"]
+__all__ = ["available", "block_sparse_attention", "compact_block_lists", "last_resources", "longest_first"]
 
 try:  # optional: the kernels exist where Triton is installed (CUDA machines have it with torch)
     import triton
@@ -112,10 +112,11 @@ if triton is not None:
         l_i = tl.zeros((BLOCK_M,), tl.float32)
         acc = tl.zeros((BLOCK_M, D), tl.float32)
         lists = idx_ptr + task.to(tl.int64) * NKB
-        for j in tl.range(0, n, num_stages=STAGES):
-            kb = tl.load(lists + j)
-            k = _tile(k_ptr, k_desc, b, h, kb * BLOCK_N, skb, skh, skm, BLOCK_N, D, USE_TMA)
-            v = _tile(v_ptr, v_desc, b, h, kb * BLOCK_N, svb, svh, svm, BLOCK_N, D, USE_TMA)
+        SUB: tl.constexpr = BLOCK_M // BLOCK_N  # key tiles per listed block (the lists count blocks of BLOCK_M)
+        for j in tl.range(0, n * SUB, num_stages=STAGES):
+            row = tl.load(lists + j // SUB) * BLOCK_M + (j % SUB) * BLOCK_N
+            k = _tile(k_ptr, k_desc, b, h, row, skb, skh, skm, BLOCK_N, D, USE_TMA)
+            v = _tile(v_ptr, v_desc, b, h, row, svb, svh, svm, BLOCK_N, D, USE_TMA)
             s = tl.dot(q, tl.trans(k))  # (BLOCK_M, BLOCK_N) fp32
             m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)  # running row maximum, base-2 units
             p = tl.math.exp2(s * qk_scale - m_new[:, None])
@@ -185,6 +186,7 @@ def block_sparse_attention(
     use_tma: bool | None = None,
     num_warps: int = 8,
     num_stages: int = 3,
+    block_n: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of each query block of q (B, H, Lq, d) over the key blocks of k, v (B, H, Lk, d) that
     num (B, H, Lq / block) and idx (B, H, Lq / block, >= max num) int32 list (:func:`compact_block_lists`, or
@@ -194,7 +196,8 @@ def block_sparse_attention(
     order: None (programs in (batch, head, query block) order) or the launch order, a permutation of all
     B * H * Lq / block programs as int32 (:func:`longest_first`). use_tma: load tiles through TMA descriptors
     (default on CUDA devices of compute capability 9 or newer); num_warps and num_stages: the kernel's launch
-    options (the software pipeline's depth over the key blocks)."""
+    options (the software pipeline's depth over the key tiles); block_n: the rows of a key tile (a divisor of
+    ``block``; default ``block``)."""
     B, H, Lq, d = q.shape
     if k.shape[:2] != (B, H) or v.shape != k.shape or k.shape[-1] != d:
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not match")
@@ -210,16 +213,34 @@ def block_sparse_attention(
     lse = torch.empty(B, H, Lq, dtype=torch.float32, device=q.device) if return_lse else out
     if use_tma is None:
         use_tma = q.device.type == "cuda" and torch.cuda.get_device_capability(q.device)[0] >= 9
-    descs = (_descriptor(q, block), _descriptor(k, block), _descriptor(v, block)) if use_tma else (None,) * 3
+    block_n = block if block_n is None else block_n
+    if block % block_n:
+        raise ValueError(f"block_n {block_n} does not divide the block {block}")
+    descs = (_descriptor(q, block), _descriptor(k, block_n), _descriptor(v, block_n)) if use_tma else (None,) * 3
     tasks = B * H * nqb
     if order is not None and order.shape != (tasks,):
         raise ValueError(f"order {tuple(order.shape)} is not a permutation of {tasks} programs")
+    global _LAST_RESOURCES
     with _on_device(q):
-        _attend[(tasks,)](
+        kernel = _attend[(tasks,)](
             q, k, v, out, lse, *descs, num, idx, order if order is not None else num,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             H, nqb, idx.shape[-1], _LOG2E / math.sqrt(d),
-            BLOCK_M=block, BLOCK_N=block, D=d, ORDERED=order is not None, USE_TMA=use_tma,
+            BLOCK_M=block, BLOCK_N=block_n, D=d, ORDERED=order is not None, USE_TMA=use_tma,
             RETURN_LSE=return_lse, STAGES=num_stages, num_warps=num_warps,
         )  # fmt: skip
+    if kernel is not None and hasattr(kernel, "n_regs"):  # a compiled kernel (the interpreter returns none)
+        _LAST_RESOURCES = {
+            "registers": kernel.n_regs,
+            "spills": kernel.n_spills,
+            "shared_bytes": getattr(kernel.metadata, "shared", None),
+        }
     return (out, lse) if return_lse else out
+
+
+_LAST_RESOURCES: dict | None = None
+
+
+def last_resources() -> dict | None:
+    """Registers per thread, spills and shared memory of the attention kernel as last launched (CUDA), else None."""
+    return None if _LAST_RESOURCES is None else dict(_LAST_RESOURCES)
