@@ -446,7 +446,7 @@ def set_block_kernels(lists: bool, attention: bool = False, options: dict | None
     Defaults, as measured on an H100 (docs/performance.md, tenth session of 2026-11-27): ``lists`` on (the same
     lists; 0.067 instead of 0.148 ms per layer at 768x1408, +1.0% and +1.8% end to end at 768x1408 and 1080p),
     ``attention`` off: alone our kernel took 1.91 against FlexAttention's 2.12 ms per layer at 768x1408, but end to
-    end, beside the decoder's stream, the pipeline ran 1.2% to 2.3% slower with it."""
+    end, beside the decoder's stream, the pipeline ran 0.9% to 2.3% slower with it."""
     global _BLOCK_KERNELS
     _BLOCK_KERNELS = (bool(lists), bool(attention), dict(options or {}))
 
