@@ -718,17 +718,17 @@ def lcsa_attention(
     if k_means is None:
         k_means = block_means(k, plan.block)
     if plan.backend == "flex":
-        lists, attend, options = _BLOCK_KERNELS
         from streamvsr.models.flashvsr import block_kernels
 
-        if (lists or attend) and block_kernels.available(q):
-            num, idx = select_block_lists(q_means, k_means, plan, window_visible)
-            if attend:
-                opts = dict(options)
-                order = block_kernels.longest_first(num) if opts.pop("longest_first", True) else None
-                return block_kernels.block_sparse_attention(q, k, v, num, idx, plan.block, order, **opts)
-            return flex_block_attention(q, k, v, None, plan.block, lists=(num, idx))
-        return flex_block_attention(q, k, v, select_blocks(q_means, k_means, plan, window_visible), plan.block)
+        if not block_kernels.available(q):  # FlexAttention's eager path (CPU) reads the mask, not the lists
+            return flex_block_attention(q, k, v, select_blocks(q_means, k_means, plan, window_visible), plan.block)
+        num, idx = select_block_lists(q_means, k_means, plan, window_visible)  # by our kernel where set
+        _, attend, options = _BLOCK_KERNELS
+        if attend:
+            opts = dict(options)
+            order = block_kernels.longest_first(num) if opts.pop("longest_first", True) else None
+            return block_kernels.block_sparse_attention(q, k, v, num, idx, plan.block, order, **opts)
+        return flex_block_attention(q, k, v, None, plan.block, lists=(num, idx))
     bm = select_blocks(q_means, k_means, plan, window_visible)
     if plan.backend == "dense":
         return dense_block_attention(q, k, v, bm, plan.block)
