@@ -908,7 +908,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="after each timed run, one more run with the CUDA allocator's history: what is alive at the peak",
     )
-    p.add_argument("--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check")
+    p.add_argument(
+        "--psnr-frames", type=int, default=25, help="clip length of the lever-vs-baseline PSNR check (0: none)"
+    )
     p.add_argument(
         "--profile",
         type=int,
@@ -970,7 +972,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"check flex vs dense at {c['out_hw']}: {c}", flush=True)
                 results.append({"check": c})
         clip, ref = None, None
-        if any(x != "none" for x in levers):  # the plain model's output on a fixed clip, for the levers' PSNR
+        if args.psnr_frames and any(x != "none" for x in levers):  # the plain model's output, for the levers' PSNR
             clip = _psnr_clip(sizes[0], args.psnr_frames)
             ref = _render(up, clip, backends[0], device)
         for lever in run_order:
