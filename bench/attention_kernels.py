@@ -20,8 +20,7 @@ are kept differs). Variants:
 - ``tri``: our Triton block-sparse kernel (:mod:`~streamvsr.models.flashvsr.block_kernels`) over the concatenated
   keys, programs in (head, query block) order; ``tri-lpt``: started longest first (all heads' query blocks sorted
   by their key-block count in every call, the sort timed with it); ``-ptr``: plain pointer loads instead of TMA
-  descriptors; ``-ws``: Triton's warp specialization of the loop over key tiles. A suffix ``:wNsM`` sets
-  num_warps N and num_stages M (default ``:w8s3``). Like ``flex-one`` they
+  descriptors. A suffix ``:wNsM`` sets num_warps N and num_stages M (default ``:w8s3``). Like ``flex-one`` they
   build the block lists from the mask inside the timed call.
 - ``lists-torch`` / ``lists-tri``: building the block lists alone from the selection's scores and thresholds:
   ``block_lists(scores > thr)`` against the Triton kernel ``compact_block_lists`` (no TFLOP/s).
@@ -183,7 +182,7 @@ def sort_query_blocks(
 
 
 def triton_call(variant: str, q, k, v, bm, block: int):  # noqa: ANN001, ANN201 - bench helper
-    """The call of a ``tri[-lpt][-ptr][-ws][:wNsM]`` variant (see the module docstring)."""
+    """The call of a ``tri[-lpt][-ptr][:wNsM]`` variant (see the module docstring)."""
     from streamvsr.models.flashvsr import block_kernels as BK
 
     name, _, opts = variant.partition(":")
@@ -194,9 +193,8 @@ def triton_call(variant: str, q, k, v, bm, block: int):  # noqa: ANN001, ANN201 
         num, idx = A.block_lists(bm)
         order = BK.longest_first(num) if "lpt" in parts else None
         return BK.block_sparse_attention(
-            q, k, v, num, idx, block, order, use_tma="ptr" not in parts, num_warps=warps, num_stages=stages,
-            warp_specialize="ws" in parts,
-        )  # fmt: skip
+            q, k, v, num, idx, block, order, use_tma="ptr" not in parts, num_warps=warps, num_stages=stages
+        )
 
     return call
 

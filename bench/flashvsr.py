@@ -58,10 +58,7 @@ Triton block-sparse attention kernel, programs started longest first, instead of
 ``ts2``: two pipeline stages, ``tn64``: key tiles of 64 rows);
 ``ffin``: the input step ([-1, 1] of the bicubic frames) and the output step (AdaIN's elementwise part, [0, 1], uint8
 rounding) as one Triton kernel each
-(:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA); ``upcw``: with ``upc``, the summed
-weights of the sub-pixel convolutions made once instead of on every call (``TCDecoder.pack_upsample_weights``);
-``upct``: with ``upc``, each sub-pixel convolution as one strided transposed convolution that writes the
-interleaved output itself (``TCDecoder.upsample_transposed``);
+(:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -612,8 +609,6 @@ LEVER_PARTS = (
     "ts2",
     "tn64",
     "ffin",
-    "upcw",
-    "upct",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -767,8 +762,6 @@ class _LeverState:
         radix = "auto" if "radixa" in parts else 4096 if "radix2" in parts else None
         attn_mod.set_radix_select(bool({"radix", "radix2", "radixa"} & set(parts)), radix)
         self.up.decoder.subpixel_upsample = "upc" in parts  # fused.nearest2x_conv3x3; the compiled decoder recompiles
-        self.up.decoder.pack_upsample_weights = "upcw" in parts  # its summed weights made once
-        self.up.decoder.upsample_transposed = "upct" in parts  # as one conv_transpose2d
         self.up.pad_to = "tokens" if "tpad" in parts else "windows"  # new shapes: the compiled parts recompile
         # our Triton kernels for the block lists (blists) and for the block-sparse attention as well (tattn)
         set_fused_finish("ffin" in parts)  # the output step as one Triton kernel (CUDA)

@@ -4,13 +4,9 @@ a 3x3 convolution + ReLU as two ops, as cuDNN's fused op (``fused.conv2d_relu``)
 3-channel output convolution by cuDNN and as a GEMM plus a shifted sum (``fused.conv3x3_by_taps``), eager and
 compiled. ``--decoder`` adds the whole official-width TCDecoder (PyTorch's default initialisation, one latent
 with its 4 condition frames at the output size, streamed after a first call) in bf16 with each switch, against
-the same decoder in float32: what the fused ops do to the decoder's accuracy. ``--upsample`` adds the three
-upsampling stages of the official TCDecoder at the output size (a nearest x2 upsampling and a 3x3 convolution, the
-last with its ReLU, on the batch of frames one pass gives each): the sub-pixel convolution with its summed weights
-made on every call (the seventh session's form), made once (``pack_upsample_weights``), and as one strided
-transposed convolution (``upsample_transposed``), eager and compiled.
+the same decoder in float32: what the fused ops do to the decoder's accuracy.
 
-    python3 bench/tail_ops_gpu.py [--decoder] [--upsample] [--json tail_ops.json]
+    python3 bench/tail_ops_gpu.py [--decoder] [--json tail_ops.json]
 
 Each row: the mean of 20 calls after 3 warm-up calls (``gpu_timing.timed``), cuDNN's heuristic choice
 (``cudnn.benchmark`` off, as in the pipeline), and the RMS error against the float32 reference relative to its RMS.
@@ -27,13 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from streamvsr.models.flashvsr.config import TCDecoderConfig
-from streamvsr.models.flashvsr.fused import (
-    conv2d_relu,
-    conv3x3_by_taps,
-    nearest2x_conv3x3,
-    nearest2x_conv3x3_transposed_weight,
-    nearest2x_conv3x3_weight,
-)
+from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps
 from streamvsr.models.flashvsr.tcdecoder import TCDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,8 +36,6 @@ def main() -> None:
     p.add_argument("--size", default="768x1408")
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--decoder", action="store_true", help="also the whole TCDecoder against float32")
-    p.add_argument("--upsample", action="store_true", help="also the decoder's three upsampling stages")
-    p.add_argument("--only-upsample", action="store_true", help="the upsampling stages alone")
     args = p.parse_args()
     torch.backends.cudnn.benchmark = False
     h, w = (int(v) for v in args.size.split("x"))
@@ -62,17 +50,13 @@ def main() -> None:
     ref_o = F.conv2d(x.float(), wo.float(), bo.float(), padding=1)
     rows = []
 
-    def row(what: str, fn, ref: torch.Tensor | None) -> None:  # noqa: ANN001
+    def row(what: str, fn, ref: torch.Tensor) -> None:  # noqa: ANN001
         out = fn().float()
-        err = float("nan") if ref is None else ((out - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt()).item()
+        err = ((out - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt()).item()
         ms = _timed(fn, reps=20, warmup=3) * 1e3
         rows.append({"case": what, "ms": ms, "rel_rms_err": err})
         print(f"{what:52s} {ms:8.3f} ms   rel. RMS error {err:.2e}")
 
-    if args.only_upsample:
-        upsample_stages(h, w, row)
-        _write(args, rows)
-        return
     row(f"conv {c}->{c} then ReLU (two ops)", lambda: F.relu(F.conv2d(x, wc, padding=1)), ref_cr)
     row(f"conv {c}->{c} + ReLU, cuDNN fused (conv2d_relu)", lambda: conv2d_relu(x, wc, None, 1), ref_cr)
     comp_cr = torch.compile(lambda t: F.relu(F.conv2d(t, wc, padding=1)))
@@ -86,47 +70,11 @@ def main() -> None:
     row(f"ReLU then conv {c}->3, compiled (cuDNN)", lambda: comp_ro(x), ref_ro)
     comp_rt = torch.compile(lambda t: conv3x3_by_taps(F.relu(t), wo, bo))
     row(f"ReLU then conv {c}->3 by taps, compiled", lambda: comp_rt(x), ref_ro)
-    if args.upsample:
-        upsample_stages(h, w, row)
     if args.decoder:
         rows += decoder_accuracy(h, w)
-    _write(args, rows)
-
-
-def _write(args: argparse.Namespace, rows: list[dict]) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "size": args.size, "rows": rows}, f, indent=1)
-
-
-def upsample_stages(h: int, w: int, row) -> None:  # noqa: ANN001
-    """The official TCDecoder's three upsampling stages for an h x w output, with the batch one pass of the
-    pipeline gives each (1 frame at 1/8 of the size, 2 at 1/4, 1 at 1/2: one latent per pass, the full-resolution
-    tail one frame at a time). ``row`` times and prints each form (and appends it to the caller's rows)."""
-    g = torch.Generator(device="cuda").manual_seed(2)
-    bf = torch.bfloat16
-    stages = ((1, 512, 256, 8, False), (2, 256, 128, 4, False), (1, 128, 128, 2, True))  # (n, c, o, 1/size, relu)
-    for stage, (n, c, o, div, relu) in enumerate(stages):
-        x = torch.randn(n, c, h // div, w // div, device="cuda", generator=g).to(bf)
-        x = x.contiguous(memory_format=torch.channels_last)
-        wt = (torch.randn(o, c, 3, 3, device="cuda", generator=g) / (3 * c**0.5)).to(bf)
-        ref = F.conv2d(F.interpolate(x.float(), scale_factor=2), wt.float(), padding=1)
-        ref = F.relu(ref) if relu else ref
-        w2, wtt = nearest2x_conv3x3_weight(wt), nearest2x_conv3x3_transposed_weight(wt)
-        name = f"stage {stage}: {n}x{c}->{o} at {h // div}x{w // div}{' + ReLU' if relu else ''}"
-        comp = torch.compile(nearest2x_conv3x3, dynamic=False)
-        row(f"{name}, upsample + conv", lambda: _up_conv(x, wt, relu), ref)
-        row(f"{name}, sub-pixel, weights each call", lambda: nearest2x_conv3x3(x, wt, None, relu), ref)
-        row(f"{name}, sub-pixel, packed", lambda: nearest2x_conv3x3(x, wt, None, relu, w2), ref)
-        row(f"{name}, sub-pixel, packed, compiled", lambda: comp(x, wt, None, relu, w2), ref)
-        row(f"{name}, sub-pixel conv alone", lambda: F.conv2d(x, w2, None, padding=1), None)
-        row(f"{name}, transposed, packed", lambda: nearest2x_conv3x3(x, wt, None, relu, wtt, True), ref)
-        row(f"{name}, transposed, packed, compiled", lambda: comp(x, wt, None, relu, wtt, True), ref)
-
-
-def _up_conv(x: torch.Tensor, w: torch.Tensor, relu: bool) -> torch.Tensor:
-    y = F.conv2d(F.interpolate(x, scale_factor=2), w, padding=1)
-    return F.relu(y) if relu else y
 
 
 def decoder_accuracy(h: int, w: int) -> list[dict]:

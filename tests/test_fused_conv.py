@@ -4,8 +4,6 @@ decoder (whole and streamed), traced by torch.compile; CUDA kernels."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -121,19 +119,14 @@ def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
 
     ref = run()
     assert len(ups) == 3 * 4  # three upsamplings, four passes (one whole, three streamed: a latent each)
-    cases = [(False, None, False, False), (True, None, False, False), (True, 1, False, False)]
-    cases += [(True, 1, True, False), (True, None, True, True), (False, 1, False, True)]
-    for fused, tail, pack, transposed in cases:  # tail 1: the last upsampling runs per frame
+    for fused, tail in ((False, None), (True, None), (True, 1)):  # tail 1: the last upsampling runs per frame
         m.subpixel_upsample = True
         m.fused_conv_relu = m.out_by_taps = m.fused_memblocks = fused
         m.tail_frames = tail
-        m.pack_upsample_weights, m.upsample_transposed = pack, transposed
         ups.clear()
         for a, b in zip(run(), ref, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)  # float64, another summation order
         assert not ups
-        assert len(m._packed) == (3 if pack else 0)  # one summed weight per upsampling, or none
-    m.pack_upsample_weights = m.upsample_transposed = False
     m.grow_first, m.tail_frames = False, None  # the TGrow after the upsampling: the reference layers
     ups.clear()
     for a, b in zip(run(), ref, strict=True):
@@ -143,32 +136,6 @@ def test_tcdecoder_subpixel_upsampling_is_the_same_function() -> None:
     ups.clear()
     m(lat.requires_grad_(), lr).sum().backward()  # gradients: the reference layers
     assert ups and lat.grad is not None
-
-
-@pytest.mark.parametrize("transposed", [False, True])
-def test_packed_upsample_weights_follow_the_weights(transposed: bool) -> None:
-    """The packed sub-pixel weights are made once, kept while the weights stay, and made again after an in-place
-    update (load_state_dict) or a dtype change, also under torch.compile of the layer stack."""
-    m, lat, lr = _random_decoder(2)
-    m.subpixel_upsample = m.pack_upsample_weights = True
-    m.upsample_transposed = transposed
-    run = torch.compile(m._run, backend="eager")
-    m._run = run
-    with torch.no_grad():
-        first = m(lat, lr)
-        kept = dict(m._packed)
-        torch.testing.assert_close(m(lat, lr), first, rtol=0, atol=0)
-        assert all(m._packed[k] is v for k, v in kept.items())  # not made again
-        ref = _random_decoder(3)[0]
-        m.load_state_dict(ref.state_dict())
-        got = m(lat, lr)
-        assert all(m._packed[k] is not v for k, v in kept.items())
-        torch.testing.assert_close(got, ref(lat, lr), rtol=1e-8, atol=1e-10)
-        m.float()
-        m(lat.float(), lr.float())
-        assert all(v.dtype == torch.float32 for v in m._packed.values())
-    m(lat.requires_grad_(), lr).sum().backward()  # gradients: no packed weights, the reference layers
-    assert not m._packed
 
 
 def test_tcdecoder_fused_tail_is_the_same_function() -> None:
@@ -217,8 +184,8 @@ def test_cuda_tail_ops_match_the_reference(dtype: torch.dtype) -> None:
         err = (got3.float() - ref3).pow(2).mean().sqrt() / ref3.pow(2).mean().sqrt()
         assert err < 5e-3, err
     refu = F.relu(F.conv2d(F.interpolate(x.float(), scale_factor=2), w.float(), b.float(), padding=1))
-    for fn, transposed in itertools.product((nearest2x_conv3x3, torch.compile(nearest2x_conv3x3)), (False, True)):
-        gotu = fn(x, w, b, True, None, transposed)
+    for fn in (nearest2x_conv3x3, torch.compile(nearest2x_conv3x3)):
+        gotu = fn(x, w, b, True)
         assert gotu.dtype == dtype and gotu.is_contiguous(memory_format=torch.channels_last)
         err = (gotu.float() - refu).pow(2).mean().sqrt() / refu.pow(2).mean().sqrt()
         assert err < 5e-3, err

@@ -98,7 +98,6 @@ if triton is not None:
         USE_TMA: tl.constexpr,
         RETURN_LSE: tl.constexpr,
         STAGES: tl.constexpr,
-        WS: tl.constexpr,
     ):
         task = tl.program_id(0)
         if ORDERED:
@@ -114,7 +113,7 @@ if triton is not None:
         acc = tl.zeros((BLOCK_M, D), tl.float32)
         lists = idx_ptr + task.to(tl.int64) * NKB
         SUB: tl.constexpr = BLOCK_M // BLOCK_N  # key tiles per listed block (the lists count blocks of BLOCK_M)
-        for j in tl.range(0, n * SUB, num_stages=STAGES, warp_specialize=WS):
+        for j in tl.range(0, n * SUB, num_stages=STAGES):
             row = tl.load(lists + j // SUB) * BLOCK_M + (j % SUB) * BLOCK_N
             k = _tile(k_ptr, k_desc, b, h, row, skb, skh, skm, BLOCK_N, D, USE_TMA)
             v = _tile(v_ptr, v_desc, b, h, row, svb, svh, svm, BLOCK_N, D, USE_TMA)
@@ -188,7 +187,6 @@ def block_sparse_attention(
     num_warps: int = 8,
     num_stages: int = 3,
     block_n: int | None = None,
-    warp_specialize: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of each query block of q (B, H, Lq, d) over the key blocks of k, v (B, H, Lk, d) that
     num (B, H, Lq / block) and idx (B, H, Lq / block, >= max num) int32 list (:func:`compact_block_lists`, or
@@ -199,8 +197,7 @@ def block_sparse_attention(
     B * H * Lq / block programs as int32 (:func:`longest_first`). use_tma: load tiles through TMA descriptors
     (default on CUDA devices of compute capability 9 or newer); num_warps and num_stages: the kernel's launch
     options (the software pipeline's depth over the key tiles); block_n: the rows of a key tile (a divisor of
-    ``block``; default ``block``); warp_specialize: Triton's warp specialization of the loop over key tiles
-    (loads in producer warps)."""
+    ``block``; default ``block``)."""
     B, H, Lq, d = q.shape
     if k.shape[:2] != (B, H) or v.shape != k.shape or k.shape[-1] != d:
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not match")
@@ -230,7 +227,7 @@ def block_sparse_attention(
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             H, nqb, idx.shape[-1], _LOG2E / math.sqrt(d),
             BLOCK_M=block, BLOCK_N=block_n, D=d, ORDERED=order is not None, USE_TMA=use_tma,
-            RETURN_LSE=return_lse, STAGES=num_stages, WS=warp_specialize, num_warps=num_warps,
+            RETURN_LSE=return_lse, STAGES=num_stages, num_warps=num_warps,
         )  # fmt: skip
     if kernel is not None and hasattr(kernel, "n_regs"):  # a compiled kernel (the interpreter returns none)
         _LAST_RESOURCES = {

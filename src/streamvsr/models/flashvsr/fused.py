@@ -25,7 +25,6 @@ __all__ = [
     "fuse_ffn_gelu",
     "linear_gelu_tanh",
     "nearest2x_conv3x3",
-    "nearest2x_conv3x3_transposed_weight",
     "nearest2x_conv3x3_weight",
     "unfuse_ffn_gelu",
 ]
@@ -187,28 +186,8 @@ def nearest2x_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
     return w2.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).to(weight.dtype)
 
 
-# For conv_transpose2d(x, k, stride=2, padding=1), output pixel q reads input pixel i through tap q + 1 - 2i: for q = 2m
-# tap 1 (input m) and tap 3 (input m - 1), for q = 2m + 1 tap 2 (input m) and tap 0 (input m + 1). So the four taps
-# along an axis are (w2, w1 + w2, w0 + w1, w0): _TRANSPOSE_TAPS[k][t] says whether 3x3 tap t is part of tap k.
-_TRANSPOSE_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
-
-
-def nearest2x_conv3x3_transposed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """(O, C, 3, 3) weight of a 3x3 convolution that follows a nearest x2 upsampling -> the (C, O, 4, 4) weight of
-    the equivalent ``conv_transpose2d(x, ., stride=2, padding=1)`` on the input (taps summed as in
-    :func:`nearest2x_conv3x3_weight`)."""
-    acc = torch.promote_types(weight.dtype, torch.float32)
-    m = torch.tensor(_TRANSPOSE_TAPS, dtype=acc, device=weight.device)  # (4 k, 3 t)
-    return torch.einsum("kt,ls,octs->cokl", m, m, weight.to(acc)).to(weight.dtype)
-
-
 def nearest2x_conv3x3(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    relu: bool = False,
-    packed: torch.Tensor | None = None,
-    transposed: bool = False,
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False
 ) -> torch.Tensor:
     """``conv2d(interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)`` (then a ReLU when
     ``relu``) without making the upsampled input: x (N, C, H, W), weight (O, C, 3, 3) -> (N, O, 2H, 2W).
@@ -219,25 +198,16 @@ def nearest2x_conv3x3(
     (a, b); the phases are then interleaved. 16 instead of 36 multiply-adds per input pixel, channel pair and
     output channel, and the 4x larger upsampled input is never written or read. The zero padding of the 3x3
     convolution falls on the padding of the 2x2 one, so the borders are exact as well; only the float rounding
-    differs (summed taps). The output keeps x's memory format.
-
-    ``transposed``: the same sums as one ``conv_transpose2d`` with stride 2 and a 4x4 kernel
-    (:func:`nearest2x_conv3x3_transposed_weight`), which writes the interleaved output itself. ``packed``: the
-    summed weight of the chosen form, made once by the caller (the weights do not change between frames)."""
+    differs (summed taps). The output keeps x's memory format."""
     n, c, h, w = x.shape
     o = weight.shape[0]
     if weight.shape[1:] != (c, 3, 3):
         raise ValueError(f"nearest2x_conv3x3 needs a (O, {c}, 3, 3) weight, got {tuple(weight.shape)}")
-    if transposed:
-        wt = nearest2x_conv3x3_transposed_weight(weight) if packed is None else packed
-        z = F.conv_transpose2d(x, wt, bias, stride=2, padding=1)  # (N, O, 2H, 2W)
-    else:
-        b2 = None if bias is None else bias.repeat(4)
-        w2 = nearest2x_conv3x3_weight(weight) if packed is None else packed
-        y = F.conv2d(x, w2, b2, padding=1)  # (N, 4*O, H+1, W+1), channels (a, b, o)
-        y = y.view(n, 2, 2, o, h + 1, w + 1)
-        rows = [torch.stack([y[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], dim=-1) for a in (0, 1)]
-        z = torch.stack(rows, dim=3).reshape(n, o, 2 * h, 2 * w)  # (N, O, H, 2, W, 2) -> (N, O, 2H, 2W)
+    b2 = None if bias is None else bias.repeat(4)
+    y = F.conv2d(x, nearest2x_conv3x3_weight(weight), b2, padding=1)  # (N, 4*O, H+1, W+1), channels (a, b, o)
+    y = y.view(n, 2, 2, o, h + 1, w + 1)
+    rows = [torch.stack([y[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], dim=-1) for a in (0, 1)]
+    z = torch.stack(rows, dim=3).reshape(n, o, 2 * h, 2 * w)  # (N, O, H, 2, W, 2) -> (N, O, 2H, 2W)
     if relu:
         z = F.relu(z)
     return z.contiguous(memory_format=_conv_out_format(x))

@@ -24,13 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamvsr.models.flashvsr.config import TCDecoderConfig
-from streamvsr.models.flashvsr.fused import (
-    conv2d_relu,
-    conv3x3_by_taps,
-    nearest2x_conv3x3,
-    nearest2x_conv3x3_transposed_weight,
-    nearest2x_conv3x3_weight,
-)
+from streamvsr.models.flashvsr.fused import conv2d_relu, conv3x3_by_taps, nearest2x_conv3x3
 
 __all__ = ["TCDecoder", "make_tc_condition", "tc_condition_unshuffle"]
 
@@ -178,13 +172,6 @@ class TCDecoder(nn.Module):
         # every nearest x2 upsampling with the 3x3 convolution after it (and its ReLU) as one sub-pixel convolution
         # of the smaller input (fused.nearest2x_conv3x3: 4/9 of the multiply-adds, no upsampled tensor)
         self.subpixel_upsample = False
-        # with it: the summed weights of the sub-pixel convolutions made once for each version of the weights
-        # instead of on every call (the same values; the pipeline's default), and the sub-pixel convolution as one
-        # strided transposed convolution that writes the interleaved output itself (upsample_transposed)
-        self.pack_upsample_weights = False
-        self.upsample_transposed = False
-        self._packed: dict[int, torch.Tensor] = {}  # conv index -> summed weight, for _packed_keys' weights
-        self._packed_keys: dict[int, tuple] = {}
 
     def reset(self) -> None:
         """Start a new stream: clear MemBlock memories; the next ``decode`` trims again."""
@@ -247,14 +234,11 @@ class TCDecoder(nn.Module):
             upconv = self._subpixel_run(layers, order, k) if infer and self.subpixel_upsample else None
             if upconv is not None:
                 # [TGrow,] upsampling, 3x3 convolution [, ReLU] -> [TGrow,] one sub-pixel convolution
-                grow, ci, relu, used = upconv
+                grow, conv, relu, used = upconv
                 if grow is not None:
                     x = grow(x)
                 b, t = x.shape[:2]
-                conv = layers[ci]
-                y = nearest2x_conv3x3(
-                    x.flatten(0, 1), conv.weight, conv.bias, relu, self._packed.get(ci), self.upsample_transposed
-                )
+                y = nearest2x_conv3x3(x.flatten(0, 1), conv.weight, conv.bias, relu)
                 x = y.reshape(b, t, *y.shape[1:])
                 skip.update(used)
             elif self.grow_first and isinstance(layer, nn.Upsample) and isinstance(nxt_layer, _TGrow):
@@ -289,11 +273,11 @@ class TCDecoder(nn.Module):
 
     def _subpixel_run(
         self, layers: list[nn.Module], order: list[int], k: int
-    ) -> tuple[_TGrow | None, int, bool, list[int]] | None:
+    ) -> tuple[_TGrow | None, nn.Conv2d, bool, list[int]] | None:
         """Where ``order[k]`` starts a nearest x2 upsampling, a 3x3 convolution (stride 1, padding 1) and maybe a
         ReLU, with a TGrow between upsampling and convolution when TGrows run first (``grow_first``): (that TGrow
-        or None, the convolution's index, whether a ReLU follows, the indices the sub-pixel convolution replaces
-        after ``order[k]``). Else None."""
+        or None, the convolution, whether a ReLU follows, the indices the sub-pixel convolution replaces after
+        ``order[k]``). Else None."""
         up = layers[order[k]]
         if not (isinstance(up, nn.Upsample) and up.mode == "nearest" and up.scale_factor in (2, 2.0)):
             return None
@@ -317,34 +301,7 @@ class TCDecoder(nn.Module):
             return None
         relu = len(rest) > 1 and isinstance(layers[rest[1]], nn.ReLU)
         used += rest[: 2 if relu else 1]
-        return grow, rest[0], relu, used
-
-    def _pack_upsample_weights(self) -> None:
-        """Keep ``_packed`` current for the next inference pass (called outside the compiled ``_run``): the summed
-        weight of every sub-pixel convolution, made again only when its weight tensor or its version changed (an
-        in-place update such as ``load_state_dict`` bumps the version), or no packed weights where they are off."""
-        on = self.subpixel_upsample and self.pack_upsample_weights and not torch.is_grad_enabled()
-        if not on:
-            if self._packed:
-                self._packed, self._packed_keys = {}, {}
-            return
-        layers = list(self.decoder)
-        order = list(range(len(layers)))
-        packed, keys = {}, {}
-        for k in order:
-            run = self._subpixel_run(layers, order, k)
-            if run is None:
-                continue
-            ci = run[1]
-            w = layers[ci].weight
-            key = (id(w), w._version, w.data_ptr(), w.dtype, w.device, self.upsample_transposed)
-            if self._packed_keys.get(ci) == key:
-                packed[ci] = self._packed[ci]
-            else:
-                make = nearest2x_conv3x3_transposed_weight if self.upsample_transposed else nearest2x_conv3x3_weight
-                packed[ci] = make(w.detach())
-            keys[ci] = key
-        self._packed, self._packed_keys = packed, keys
+        return grow, conv, relu, used  # type: ignore[return-value]
 
     def _output(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, 3, H, W) of the stack + aligned cond (B, 3, T, H, W) -> (B, 3, T, H, W) in about [-1, 1]."""
@@ -364,7 +321,6 @@ class TCDecoder(nn.Module):
         """
         if cond is not None:
             cond = make_tc_condition(cond, first=True, frames_per_latent=self.time_factor)
-        self._pack_upsample_weights()
         x, _ = self._run(self._input(latents, cond), None)
         y = self._output(x, cond)
         return y[:, :, self.frames_to_trim :] if trim else y
@@ -383,7 +339,6 @@ class TCDecoder(nn.Module):
             cond = make_tc_condition(cond, first=not self._started, frames_per_latent=self.time_factor)
         t = latents.shape[2]
         step = latents_per_pass or t
-        self._pack_upsample_weights()
         outs = []
         for a in range(0, t, step):
             lat = latents[:, :, a : a + step]
