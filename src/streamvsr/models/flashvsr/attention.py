@@ -445,8 +445,10 @@ def set_block_kernels(lists: bool, attention: bool = False, options: dict | None
 
     Defaults, as measured on an H100 (docs/performance.md, tenth session of 2026-11-27): ``lists`` on (the same
     lists; 0.067 instead of 0.148 ms per layer at 768x1408, +1.0% and +1.8% end to end at 768x1408 and 1080p),
-    ``attention`` off: alone our kernel took 1.91 against FlexAttention's 2.12 ms per layer at 768x1408, but end to
-    end, beside the decoder's stream, the pipeline ran 0.9% to 2.3% slower with it."""
+    ``attention`` off: in ``bench/attention_kernels.py`` (random block means) our kernel took 1.91 against
+    FlexAttention's 2.12 ms per layer at 768x1408, but inside the model FlexAttention's kernel took 1.60 and ours
+    1.70 ms per call (Nsight Compute, eleventh session), and the pipeline ran 0.9% to 2.3% slower with ours, with the
+    decoder's stream beside it or without it."""
     global _BLOCK_KERNELS
     _BLOCK_KERNELS = (bool(lists), bool(attention), dict(options or {}))
 
