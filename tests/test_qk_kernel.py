@@ -106,7 +106,7 @@ def test_kernel_matches_the_reference_on_cuda() -> None:
         cos, sin = ang.cos(), ang.sin()
         ref, refm = QK.qk_norm_rope_reference(x, w, 1e-6, cos, sin, H, block, fill)
         got, gotm = QK.qk_norm_rope(x, w, 1e-6, cos, sin, H, block, fill)
-        scale = ref.float().abs().max().item()
-        assert (got.float() - ref.float()).abs().max().item() <= 2e-3 * scale
+        scale = ref.float().abs().max().item()  # a bf16 step is up to 2**-7 of a value: allow two at the largest
+        assert (got.float() - ref.float()).abs().max().item() <= 2**-6 * scale
         assert (got != ref).float().mean().item() < 0.02  # other summation order: a rounding step here and there
-        assert (gotm.float() - refm.float()).abs().max().item() <= 2e-3 * refm.float().abs().max().item()
+        assert (gotm.float() - refm.float()).abs().max().item() <= 2**-6 * refm.float().abs().max().item()
