@@ -58,9 +58,7 @@ Triton block-sparse attention kernel, programs started longest first, instead of
 ``ts2``: two pipeline stages, ``tn64``: key tiles of 64 rows);
 ``ffin``: the input step ([-1, 1] of the bicubic frames) and the output step (AdaIN's elementwise part, [0, 1], uint8
 rounding) as one Triton kernel each
-(:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA); ``qkf``: the q/k norm, RoPE and block
-means of every block's projection step as one Triton kernel each for q and k (``DiTBlock.fused_qk``,
-:mod:`~streamvsr.models.flashvsr.qk_kernel`; with float32 RoPE tables, ``rope32``);
+(:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
 
 Columns: ``FPS`` is the whole timed run (call 0 included); ``steady`` the output frames of the steady calls over
 their times, each call synchronised (DiT + decoder + colour fix only: the upsampling and the LQ projector run
@@ -611,7 +609,6 @@ LEVER_PARTS = (
     "ts2",
     "tn64",
     "ffin",
-    "qkf",
 )
 _APPLY_ROPE = dit_mod.apply_rope
 LEVERS = ("none", "fp8", "compile", "fp8+compile", "compile+dec", "fp8+compile+dec", "compile+dec+fold")
@@ -768,8 +765,6 @@ class _LeverState:
         self.up.pad_to = "tokens" if "tpad" in parts else "windows"  # new shapes: the compiled parts recompile
         # our Triton kernels for the block lists (blists) and for the block-sparse attention as well (tattn)
         set_fused_finish("ffin" in parts)  # the output step as one Triton kernel (CUDA)
-        for block in self.up.dit.blocks:  # the q/k tail of the projection step as one op; pre recompiles
-            block.fused_qk = "qkf" in parts
         attend = bool({"tattn", "tattnr"} & set(parts))
         opts = {"longest_first": False} if "tattnr" in parts else {}
         opts.update({"num_stages": 2} if "ts2" in parts else {})  # our kernel: two pipeline stages

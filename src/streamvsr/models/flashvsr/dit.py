@@ -272,10 +272,6 @@ class DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.empty(1, 6, dim))
-        # inference: with block means and float32 RoPE tables, the q/k norm, RoPE and block means of ``pre`` as one
-        # op (:mod:`~streamvsr.models.flashvsr.qk_kernel`, a Triton kernel on CUDA; the same math, other summation
-        # order). A runtime choice, off by default (the reference).
-        self.fused_qk = False
 
     def forward(
         self,
@@ -310,18 +306,7 @@ class DiTBlock(nn.Module):
         block > 0 (tokens in block order): also the block means of q and k, (B, H, L / block, d) each, for the
         LCSA selection (in a compiled ``pre`` they come out of the same kernels instead of a strided copy each)."""
         sh1, sc1 = (self.modulation + t_mod)[:, :2].chunk(2, dim=1)  # each (B, 1, dim)
-        h = _modulate(self.norm1(x), sh1, sc1)
-        if block and self.fused_qk and cos.dtype == torch.float32 and not torch.is_grad_enabled():
-            from streamvsr.models.flashvsr.qk_kernel import qk_norm_rope_op
-
-            sa = self.self_attn
-            B, Lc, _ = h.shape
-            q, qm = qk_norm_rope_op(sa.q(h), sa.norm_q.weight, sa.norm_q.eps, cos, sin, sa.num_heads, block, fill)
-            k, km = qk_norm_rope_op(sa.k(h), sa.norm_k.weight, sa.norm_k.eps, cos, sin, sa.num_heads, block, fill)
-            v = sa.v(h).view(B, Lc, sa.num_heads, sa.head_dim)
-            v = v if fill is None else v[:, fill]
-            return q, k, v, qm.transpose(1, 2), km.transpose(1, 2)
-        q, k, v = self.self_attn.project(h, cos, sin, fill)
+        q, k, v = self.self_attn.project(_modulate(self.norm1(x), sh1, sc1), cos, sin, fill)
         if not block:
             return q, k, v
         B, L, H, d = q.shape
