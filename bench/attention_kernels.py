@@ -31,6 +31,10 @@ model's bf16 path on the same inputs.
 The random block means give a selection unlike the model's, so the kernels' times here do not rank them as the
 model does: in the model (768x1408, Nsight Compute, eleventh session of 2026-11-27) FlexAttention's kernel took 1.60
 and ``tri`` 1.70 ms per call, where this bench gives about 1.97 (2.12 with the lists) and 1.77 (1.92).
+``--layout captured`` takes the inputs from the model instead: the official-size upscaler with random weights
+streams a smooth random clip and one steady self-attention call of ``--layer`` is kept (q, k, v and the block lists
+the model selected; :func:`capture_model_call`). Its variants: ``flex-lists`` (FlexAttention on those lists, the
+model's path) and the ``tri`` ones; the lists are built before the timed calls.
 
     python bench/attention_kernels.py --sizes 768x1408,1080x1920 --variants bf16,fp8 --json attn.json
 """
@@ -208,6 +212,92 @@ def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
     return float(10 * torch.log10(ref.float().pow(2).sum() / err.clamp_min(1e-30)))
 
 
+def capture_model_call(
+    out_hw: tuple[int, int],
+    device: torch.device,
+    size: str = "official-1.3b",
+    layer: int = 15,
+    frames: int = 33,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """Stream a smooth random clip of ``frames`` LR frames through the FlashVSR upscaler (random weights of ``size``)
+    and keep the inputs of DiT layer ``layer``'s last steady self-attention call (keys of the cached windows and the
+    new one): q, k, v (B, H, L, d), the block lists the model selected (num, idx; ``select_block_lists`` on the
+    call's block means) and the plan's block size."""
+    from flashvsr import _psnr_clip, _render
+
+    from streamvsr.models.flashvsr import dit as dit_mod
+    from streamvsr.models.flashvsr.config import SIZES
+    from streamvsr.pipeline.flashvsr import FlashVSRUpscaler
+
+    cfg = SIZES[size]
+    context = None if cfg.dit.learned_context else torch.randn(1, cfg.dit.text_len, cfg.dit.text_dim, device=device)
+    up = FlashVSRUpscaler.from_config(cfg, device=device, dtype=dtype, context=context)
+    seen: dict = {}
+    calls = [0]
+    orig = dit_mod.lcsa_attention
+
+    def spy(q, k, v, plan, window_visible=None, k_means=None, q_means=None):  # noqa: ANN001, ANN202
+        i = calls[0]
+        calls[0] += 1
+        kk, vv = (torch.cat(k, 2), torch.cat(v, 2)) if isinstance(k, tuple) else (k, v)
+        if i % cfg.dit.num_layers == layer and kk.shape[2] > q.shape[2]:
+            qm = q_means if q_means is not None else A.block_means(q, plan.block)
+            km = k_means if k_means is not None else A.block_means(kk, plan.block)
+            num, idx = A.select_block_lists(qm, km, plan, window_visible)
+            seen.update(q=q.clone(), k=kk.clone(), v=vv.clone(), num=num, idx=idx, block=plan.block)
+        return orig(q, k, v, plan, window_visible, k_means, q_means)
+
+    dit_mod.lcsa_attention = spy
+    try:
+        with torch.inference_mode():
+            _render(up, _psnr_clip(out_hw, frames), up.cfg.attention.backend, device)
+    finally:
+        dit_mod.lcsa_attention = orig
+    if not seen:
+        raise RuntimeError(f"no steady self-attention call of layer {layer} in {frames} frames")
+    return seen
+
+
+def run_captured(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -> list[dict]:
+    """The variants on one captured steady call of the model (``--layout captured``)."""
+    from streamvsr.models.flashvsr import block_kernels as BK
+
+    c = capture_model_call((out_h, out_w), dev, layer=a.layer, dtype=torch.bfloat16)
+    q, k, v, num, idx, block = c["q"], c["k"], c["v"], c["num"], c["idx"], c["block"]
+    H, d = q.shape[1], q.shape[-1]
+    pairs = int(num.sum())
+    flop = pairs * 4 * block * block * d
+    print(f"{out_h}x{out_w}, layer {a.layer}: key blocks per query block min {int(num.min())} mean "
+          f"{num.float().mean():.1f} max {int(num.max())} (of {idx.shape[-1]})", flush=True)  # fmt: skip
+    calls = {"flex-lists": lambda: A.flex_block_attention(q, k, v, None, block, lists=(num, idx))}
+    for var in a.variants.split(","):
+        if var.startswith("tri"):
+            name, _, opts = var.partition(":")
+            warps, stages = (int(x) for x in opts[1:].split("s")) if opts else (8, 3)
+            order = BK.longest_first(num) if "lpt" in name.split("-") else None
+            calls[var] = functools.partial(
+                BK.block_sparse_attention, q, k, v, num, idx, block, order, use_tma="ptr" not in name.split("-"),
+                num_warps=warps, num_stages=stages,
+            )  # fmt: skip
+    rows = []
+    for fname, fopts, fmode in a.flex_variants:
+        A.set_flex_options(fopts, fmode)
+        ref = calls["flex-lists"]().float()
+        for var in a.variants.split(","):
+            row = {"size": f"{out_h}x{out_w}", "variant": var, "flex": fname, "pairs_per_head": pairs / H}
+            try:
+                row["snr_db"] = snr_db(calls[var](), ref)
+                ms = timed(calls[var], a.iters, warmup=3) * 1e3
+                row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
+            except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    A.set_flex_options(None, None)
+    return rows
+
+
 def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -> list[dict]:
     """All variants at one output size (the same inputs and block mask for all)."""
     cfg = AttentionConfig()
@@ -318,10 +408,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--flex-variants", default="USE_TMA=true", type=parse_flex_variants)
     p.add_argument(
         "--layout",
-        choices=("plain", "model"),
+        choices=("plain", "model", "captured"),
         default="plain",
-        help="plain: contiguous q, k, v; model: q a (B, L, H, d) view, k and v views into a 121-window ring",
+        help="plain: contiguous q, k, v; model: q a (B, L, H, d) view, k and v views into a 121-window ring; "
+        "captured: one steady call of the model itself (variants flex-lists and tri...)",
     )
+    p.add_argument("--layer", type=int, default=15, help="the DiT layer whose call --layout captured keeps")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -341,6 +433,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "flex-one",
         "flex-presorted",
         "flex-ascending",
+        "flex-lists",
     }
     if unknown:
         p.error(f"unknown variants: {sorted(unknown)}")
@@ -349,7 +442,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch._dynamo.config.cache_size_limit = 64
     results = []
     for out_h, out_w in a.sizes:
-        results += run_size(out_h, out_w, a, torch.device("cuda"))
+        run = run_captured if a.layout == "captured" else run_size
+        results += run(out_h, out_w, a, torch.device("cuda"))
     print(f"{'size':>10} {'variant':>14} {'flex':>14} {'ms':>7} {'x30 ms':>7} {'TFLOP/s':>8} {'SNR dB':>7}")
     for r in results:
         if "error" in r:

@@ -205,3 +205,26 @@ def test_block_counter_counts_the_lists_path_once() -> None:
         A.select_blocks(qm, km, plan, vis)
     assert c.value() == 2 * want > 0
     assert A.select_blocks is c.orig and A.select_block_lists is c.orig_lists
+
+
+def test_attention_bench_captures_a_steady_model_call() -> None:
+    """``bench/attention_kernels.py --layout captured``: the inputs of one steady self-attention call of the model,
+    with the block lists the model selected for it (here the tiny size on the CPU)."""
+    import sys
+
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_attention_kernels", BENCH.parent / "attention_kernels.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    torch.manual_seed(0)
+    c = mod.capture_model_call((128, 256), torch.device("cpu"), size="tiny", layer=1, frames=25)
+    q, k, v, num, idx, block = c["q"], c["k"], c["v"], c["num"], c["idx"], c["block"]
+    assert q.dim() == 4 and k.shape == v.shape and k.shape[2] > q.shape[2]  # cached windows and the new one
+    assert num.shape == q.shape[:2] + (q.shape[2] // block,) and idx.shape[-1] == k.shape[2] // block
+    assert int(num.min()) > 0 and int(num.max()) <= idx.shape[-1]
+    n = idx.shape[-1]
+    assert torch.equal(idx.sort(-1).values, torch.arange(n, dtype=idx.dtype).expand(idx.shape))  # every key block once
+    assert int(num.float().mean()) < n  # a sparse selection, not every block
