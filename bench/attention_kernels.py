@@ -189,8 +189,9 @@ def sort_query_blocks(
     return qs.reshape(B, H, L, d), bms, order
 
 
-def triton_call(variant: str, q, k, v, bm, block: int):  # noqa: ANN001, ANN201 - bench helper
-    """The call of a ``tri[-lpt][-ptr][:wNsM]`` variant (see the module docstring)."""
+def triton_call(variant: str, q, k, v, bm, block: int, lists=None):  # noqa: ANN001, ANN201 - bench helper
+    """The call of a ``tri[-lpt][-ptr][:wNsM]`` variant (see the module docstring): the block lists built from the
+    mask ``bm`` inside the call, or ``lists`` (num, idx) given."""
     from streamvsr.models.flashvsr import block_kernels as BK
 
     name, _, opts = variant.partition(":")
@@ -198,13 +199,34 @@ def triton_call(variant: str, q, k, v, bm, block: int):  # noqa: ANN001, ANN201 
     parts = name.split("-")[1:]
 
     def call():  # noqa: ANN202
-        num, idx = A.block_lists(bm)
+        num, idx = A.block_lists(bm) if lists is None else lists
         order = BK.longest_first(num) if "lpt" in parts else None
         return BK.block_sparse_attention(
             q, k, v, num, idx, block, order, use_tma="ptr" not in parts, num_warps=warps, num_stages=stages
         )
 
     return call
+
+
+def _unknown(variant: str):  # noqa: ANN202
+    def call():  # noqa: ANN202
+        raise KeyError(f"variant {variant!r} does not run with this --layout")
+
+    return call
+
+
+def measure(row: dict, call, score, flop: float | None, iters: int) -> dict:  # noqa: ANN001
+    """Fill ``row`` with ``score(call())`` (a dict), the time per call and the TFLOP/s (``flop`` per call; None: no
+    TFLOP/s), or with the error a variant the kernel refuses gives; print it as a JSON line."""
+    try:
+        row.update(score(call()))
+        ms = timed(call, iters, warmup=3) * 1e3
+        tflops = None if flop is None else flop / (ms * 1e-3) / 1e12
+        row.update(ms=ms, tflops=tflops, ms_per_chunk_30_layers=ms * 30)
+    except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
+        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def snr_db(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -261,8 +283,6 @@ def capture_model_call(
 
 def run_captured(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -> list[dict]:
     """The variants on one captured steady call of the model (``--layout captured``)."""
-    from streamvsr.models.flashvsr import block_kernels as BK
-
     c = capture_model_call((out_h, out_w), dev, layer=a.layer, dtype=torch.bfloat16)
     q, k, v, num, idx, block = c["q"], c["k"], c["v"], c["num"], c["idx"], c["block"]
     H, d = q.shape[1], q.shape[-1]
@@ -273,27 +293,15 @@ def run_captured(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.devic
     calls = {"flex-lists": lambda: A.flex_block_attention(q, k, v, None, block, lists=(num, idx))}
     for var in a.variants.split(","):
         if var.startswith("tri"):
-            name, _, opts = var.partition(":")
-            warps, stages = (int(x) for x in opts[1:].split("s")) if opts else (8, 3)
-            order = BK.longest_first(num) if "lpt" in name.split("-") else None
-            calls[var] = functools.partial(
-                BK.block_sparse_attention, q, k, v, num, idx, block, order, use_tma="ptr" not in name.split("-"),
-                num_warps=warps, num_stages=stages,
-            )  # fmt: skip
+            calls[var] = triton_call(var, q, k, v, None, block, lists=(num, idx))
     rows = []
     for fname, fopts, fmode in a.flex_variants:
         A.set_flex_options(fopts, fmode)
         ref = calls["flex-lists"]().float()
         for var in a.variants.split(","):
             row = {"size": f"{out_h}x{out_w}", "variant": var, "flex": fname, "pairs_per_head": pairs / H}
-            try:
-                row["snr_db"] = snr_db(calls[var](), ref)
-                ms = timed(calls[var], a.iters, warmup=3) * 1e3
-                row.update(ms=ms, tflops=flop / (ms * 1e-3) / 1e12, ms_per_chunk_30_layers=ms * 30)
-            except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            call = calls.get(var, _unknown(var))
+            rows.append(measure(row, call, lambda out, ref=ref: {"snr_db": snr_db(out, ref)}, flop, a.iters))
     A.set_flex_options(None, None)
     return rows
 
@@ -376,25 +384,19 @@ def run_size(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.device) -
         A.set_flex_options(fopts, fmode)
         for var in a.variants.split(","):
             row = {"size": f"{out_h}x{out_w}", "variant": var, "flex": fname, "pairs_per_head": pairs / H}
-            try:
-                out = calls[var]()
-                torch.cuda.synchronize()
+
+            def score(out, var=var) -> dict:  # noqa: ANN001
                 if var == "flex-presorted":  # back to the original order to compare
                     B, H, L, d = out.shape
                     inv = torch.argsort(order_desc, dim=-1)[..., None].expand(B, H, L // plan.block, plan.block * d)
                     out = torch.gather(out.reshape(B, H, -1, plan.block * d), 2, inv).reshape(B, H, L, d)
                 if var.startswith("lists"):  # the lists must equal those of the mask the other variants use
                     ok = all(torch.equal(x, y) for x, y in zip(out, A.block_lists(bm), strict=True))
-                    row["snr_db"] = float("inf") if ok else float("-inf")
-                else:
-                    row["snr_db"] = snr_db(out, ref) if var != "flex-ascending" else None
-                ms = timed(calls[var], a.iters, warmup=3) * 1e3
-                tflops = None if var.startswith("lists") else flop / (ms * 1e-3) / 1e12
-                row.update(ms=ms, tflops=tflops, ms_per_chunk_30_layers=ms * 30)
-            except Exception as e:  # noqa: BLE001 - a variant the kernel refuses is a result, not a crash
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+                    return {"snr_db": float("inf") if ok else float("-inf")}
+                return {"snr_db": snr_db(out, ref) if var != "flex-ascending" else None}
+
+            flops = None if var.startswith("lists") else flop
+            rows.append(measure(row, calls.get(var, _unknown(var)), score, flops, a.iters))
     A.set_flex_options(None, None)
     return rows
 
