@@ -78,6 +78,11 @@ if triton is not None:
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+def _on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Triton launches on the current CUDA device: make it x's (a no-op elsewhere)."""
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+
+
 def available(x: torch.Tensor) -> bool:
     """Whether :func:`finish` can run on ``x``: CUDA with Triton installed."""
     return triton is not None and x.device.type == "cuda"
@@ -101,8 +106,7 @@ def finish(
     else:
         packed = sr.new_zeros(1)
     grid = (triton.cdiv(H * W, block), T * C)
-    on = torch.cuda.device(sr.device) if sr.device.type == "cuda" else contextlib.nullcontext()
-    with on:
+    with _on_device(sr):
         _finish[grid](
             sr, packed, out, C, H * W, sr.stride(0), sr.stride(1),
             ADAIN=stats is not None, U8=to_uint8, BLOCK=block, num_warps=8, enable_fp_fusion=False,
@@ -118,7 +122,6 @@ def signed(x: torch.Tensor, dtype: torch.dtype, block: int = 4096) -> torch.Tens
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=dtype, device=x.device)
     n = x.numel()
-    on = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
-    with on:
+    with _on_device(x):
         _signed[(triton.cdiv(n, block),)](x, out, n, BLOCK=block, num_warps=8, enable_fp_fusion=False)
     return out

@@ -19,10 +19,11 @@ Shapes: q (B, H, Lq, d), k and v (B, H, Lk, d) with any strides whose last one i
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
+
+from streamvsr.models.flashvsr._triton import on_device
 
 __all__ = ["available", "block_sparse_attention", "compact_block_lists", "last_resources", "longest_first"]
 
@@ -139,11 +140,6 @@ def available(x: torch.Tensor) -> bool:
     return triton is not None and x.device.type == "cuda"
 
 
-def _on_device(x: torch.Tensor):  # noqa: ANN202
-    # Triton launches on the current CUDA device: make it the tensor's
-    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
-
-
 def compact_block_lists(probs: torch.Tensor, thr: torch.Tensor, nb: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The block lists of ``probs > thr``: probs (B, H, Nq, Nk) float32, thr (B, H, Nq / nb, 1) float32, one
     threshold per query window of ``nb`` blocks. Returns num (B, H, Nq) int32 and idx (B, H, Nq, Nk) int32, the
@@ -157,7 +153,7 @@ def compact_block_lists(probs: torch.Tensor, thr: torch.Tensor, nb: int) -> tupl
     t = thr.contiguous()
     num = torch.empty(B, H, Nq, dtype=torch.int32, device=probs.device)
     idx = torch.empty(B, H, Nq, Nk, dtype=torch.int32, device=probs.device)
-    with _on_device(probs):
+    with on_device(probs):
         _compact[(B * H * Nq,)](p, t, num, idx, Nq, Nk, nb, BLOCK=triton.next_power_of_2(Nk), num_warps=4)
     return num, idx
 
@@ -221,7 +217,7 @@ def block_sparse_attention(
     if order is not None and order.shape != (tasks,):
         raise ValueError(f"order {tuple(order.shape)} is not a permutation of {tasks} programs")
     global _LAST_RESOURCES
-    with _on_device(q):
+    with on_device(q):
         kernel = _attend[(tasks,)](
             q, k, v, out, lse, *descs, num, idx, order if order is not None else num,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],

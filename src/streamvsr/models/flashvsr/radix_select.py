@@ -23,9 +23,9 @@ of visible block pairs). Optional: needs Triton and CUDA; :func:`available` says
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
+
+from streamvsr.models.flashvsr._triton import on_device
 
 __all__ = ["auto_segment", "available", "kth_largest_rows"]
 
@@ -141,10 +141,7 @@ def kth_largest_rows(x: torch.Tensor, k: int, block: int = 4096, segment: int | 
         segment = auto_segment(n)
     if segment is not None and segment % block:
         raise ValueError(f"segment {segment} is not a multiple of block {block}")
-    # Triton launches on the current CUDA device: make it the tensor's (a cuda:1 tensor from a caller that did not
-    # switch devices)
-    on = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
-    with on:
+    with on_device(x):
         if segment is None:
             _one_program_per_row[(rows.shape[0],)](rows, out, k, rows.stride(0), n=n, BLOCK=block, num_warps=8)
             return out.view(*x.shape[:-1], 1)
