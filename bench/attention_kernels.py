@@ -34,7 +34,10 @@ and ``tri`` 1.70 ms per call, where this bench gives about 1.97 (2.12 with the l
 ``--layout captured`` takes the inputs from the model instead: the official-size upscaler with random weights
 streams a smooth random clip and one steady self-attention call of ``--layer`` is kept (q, k, v and the block lists
 the model selected; :func:`capture_model_call`). Its variants: ``flex-lists`` (FlexAttention on those lists, the
-model's path) and the ``tri`` ones; the lists are built before the timed calls.
+model's path), the ``tri`` ones and ``fa4``: FlashAttention 4's CuTe DSL forward (``flash-attn-4``, its SM90 kernel:
+FlashAttention 3's warp-specialised design with the softmax overlapped with the GEMMs) on the same lists as full
+blocks; ``fa4-nors`` / ``fa4-noov``: without P in registers for the PV GEMM / without the intra-warpgroup overlap.
+The lists are built before the timed calls.
 
     python bench/attention_kernels.py --sizes 768x1408,1080x1920 --variants bf16,fp8 --json attn.json
 """
@@ -208,6 +211,33 @@ def triton_call(variant: str, q, k, v, bm, block: int, lists=None):  # noqa: ANN
     return call
 
 
+def fa4_call(variant: str, q, k, v, num, idx, block: int):  # noqa: ANN001, ANN201 - bench helper
+    """The call of a ``fa4[-nors][-noov]`` variant: FlashAttention 4's forward on the block lists (num, idx) as full
+    blocks. q, k, v (B, H, L, d) go in as their (B, L, H, d) transposes (no copy where the strides allow)."""
+    from flash_attn.cute.block_sparsity import BlockSparseTensorsTorch
+    from flash_attn.cute.interface import _flash_attn_fwd
+
+    parts = variant.split("-")[1:]
+    lists = BlockSparseTensorsTorch(
+        mask_block_cnt=torch.zeros_like(num),
+        mask_block_idx=idx,
+        full_block_cnt=num,
+        full_block_idx=idx,
+        block_size=(block, block),
+    )
+    opts = {}
+    if "nors" in parts:
+        opts["mma_pv_is_rs"] = False
+    if "noov" in parts:
+        opts["intra_wg_overlap"] = False
+    q4, k4, v4 = (x.transpose(1, 2) for x in (q, k, v))
+
+    def call():  # noqa: ANN202
+        return _flash_attn_fwd(q4, k4, v4, block_sparse_tensors=lists, **opts)[0].transpose(1, 2)
+
+    return call
+
+
 def _unknown(variant: str):  # noqa: ANN202
     def call():  # noqa: ANN202
         raise KeyError(f"variant {variant!r} does not run with this --layout")
@@ -294,6 +324,11 @@ def run_captured(out_h: int, out_w: int, a: argparse.Namespace, dev: torch.devic
     for var in a.variants.split(","):
         if var.startswith("tri"):
             calls[var] = triton_call(var, q, k, v, None, block, lists=(num, idx))
+        elif var.startswith("fa4"):
+            try:
+                calls[var] = fa4_call(var, q, k, v, num, idx, block)
+            except ImportError as e:  # the optional package is missing: a row with the error
+                calls[var] = _unknown(f"{var} ({e})")
     rows = []
     for fname, fopts, fmode in a.flex_variants:
         A.set_flex_options(fopts, fmode)
@@ -413,7 +448,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         choices=("plain", "model", "captured"),
         default="plain",
         help="plain: contiguous q, k, v; model: q a (B, L, H, d) view, k and v views into a 121-window ring; "
-        "captured: one steady call of the model itself (variants flex-lists and tri...)",
+        "captured: one steady call of the model itself (variants flex-lists, tri... and fa4...)",
     )
     p.add_argument("--layer", type=int, default=15, help="the DiT layer whose call --layout captured keeps")
     p.add_argument("--iters", type=int, default=30)
@@ -422,7 +457,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
         p.error("needs a CUDA device (FlexAttention's compiled kernel)")
-    unknown = {v for v in a.variants.split(",") if not v.startswith("tri")} - {
+    unknown = {v for v in a.variants.split(",") if not v.startswith(("tri", "fa4"))} - {
         "lists-torch",
         "lists-tri",
         "bf16",

@@ -55,7 +55,9 @@ upscaler's default since the ninth session of 2026-11-27; without it "windows": 
 ``blists``: the LCSA block lists built from the selection's scores by one Triton kernel, and ``tattn`` also our
 Triton block-sparse attention kernel, programs started longest first, instead of FlexAttention
 (:func:`~streamvsr.models.flashvsr.attention.set_block_kernels`; ``tattnr``: in (head, query block) order;
-``ts2``: two pipeline stages, ``tn64``: key tiles of 64 rows);
+``ts2``: two pipeline stages, ``tn64``: key tiles of 64 rows); ``fa4``: FlashAttention 4's Hopper kernel on the
+block lists (``flash-attn-4``; :mod:`~streamvsr.models.flashvsr.fa4`; rows without it use FlexAttention, although
+the library's default, ``"auto"``, takes FlashAttention 4 where it is installed);
 ``ffin``: the input step ([-1, 1] of the bicubic frames) and the output step (AdaIN's elementwise part, [0, 1], uint8
 rounding) as one Triton kernel each
 (:func:`~streamvsr.pipeline.flashvsr.set_fused_finish`, on by default on CUDA);
@@ -606,6 +608,7 @@ LEVER_PARTS = (
     "blists",
     "tattn",
     "tattnr",
+    "fa4",
     "ts2",
     "tn64",
     "ffin",
@@ -765,11 +768,12 @@ class _LeverState:
         self.up.pad_to = "tokens" if "tpad" in parts else "windows"  # new shapes: the compiled parts recompile
         # our Triton kernels for the block lists (blists) and for the block-sparse attention as well (tattn)
         set_fused_finish("ffin" in parts)  # the output step as one Triton kernel (CUDA)
-        attend = bool({"tattn", "tattnr"} & set(parts))
+        # the attention kernel on the block lists: ours (tattn), FlashAttention 4's (fa4), else FlexAttention
+        kernel = "triton" if {"tattn", "tattnr"} & set(parts) else "fa4" if "fa4" in parts else "flex"
         opts = {"longest_first": False} if "tattnr" in parts else {}
         opts.update({"num_stages": 2} if "ts2" in parts else {})  # our kernel: two pipeline stages
         opts.update({"block_n": 64} if "tn64" in parts else {})  # key tiles of 64 rows
-        attn_mod.set_block_kernels(attend or "blists" in parts, attend, opts)
+        attn_mod.set_block_kernels(kernel == "triton" or "blists" in parts, kernel, opts)
 
     def close(self) -> None:
         """Undo the compile levers and the process-wide choices (RoPE's form, the flex plans' block order)."""

@@ -76,7 +76,7 @@ L = plan_d.nb * plan_d.block
 q, k, v = (torch.randn(1, 2, n, 8) for n in (L, 3 * L, 3 * L))
 vis = torch.tensor([[True, True, True]])
 want = A.lcsa_attention(q, k, v, plan_d, vis)
-A.set_block_kernels(True, True, {"use_tma": False})
+A.set_block_kernels(True, "triton", {"use_tma": False})
 got = A.lcsa_attention(q, k, v, plan_f, vis)
 assert (got - want).abs().max() < 1e-5, (got - want).abs().max()
 print("ok")
@@ -91,7 +91,7 @@ def test_block_lists_kernel_is_the_default_and_needs_cuda() -> None:
     from streamvsr.models.flashvsr import attention as A
     from streamvsr.models.flashvsr import block_kernels as BK
 
-    assert A.get_block_kernels() == (True, False, {})  # the lists kernel on (CUDA), our attention kernel off
+    assert A.get_block_kernels() == (True, "auto", {})  # the lists kernel on (CUDA); FlashAttention 4 or flex
     assert not BK.available(torch.zeros(1))
 
 
@@ -124,7 +124,7 @@ def test_block_kernels_match_flexattention_on_cuda() -> None:
             snr = 10 * torch.log10(ref.pow(2).sum() / (out - ref).pow(2).sum())
             assert snr > 45, (tma, bn, snr)
         assert BK.last_resources()["registers"] > 0
-        A.set_block_kernels(True, True)
+        A.set_block_kernels(True, "triton")
         out = A.lcsa_attention(q, k, v, plan, vis, k_means=km, q_means=qm).float()
         assert 10 * torch.log10(ref.pow(2).sum() / (out - ref).pow(2).sum()) > 45
     finally:

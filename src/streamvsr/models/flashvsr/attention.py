@@ -30,6 +30,7 @@ __all__ = [
     "KVCache",
     "SharedKVCache",
     "SparsePlan",
+    "attend_block_lists",
     "block_lists",
     "block_means",
     "causal_window_visibility",
@@ -432,30 +433,69 @@ def select_block_lists(
     return block_lists(select_blocks(q_means, k_means, plan, window_visible))
 
 
-_BLOCK_KERNELS: tuple[bool, bool, dict] = (True, False, {})  # see set_block_kernels
+_BLOCK_KERNELS: tuple[bool, str, dict] = (True, "auto", {})  # see set_block_kernels
+_ATTENTION_KERNELS = ("auto", "flex", "triton", "fa4")
 
 
-def set_block_kernels(lists: bool, attention: bool = False, options: dict | None = None) -> None:
-    """Which of our Triton kernels (:mod:`~streamvsr.models.flashvsr.block_kernels`) the flex backend uses on CUDA
-    for a call over one key tensor: ``lists`` builds the block lists from the selection's scores in one kernel
-    instead of a comparison and ``block_lists``; ``attention`` attends with our block-sparse kernel, its programs
-    started longest first, instead of FlexAttention (``options``: its ``num_warps`` / ``num_stages`` /
-    ``use_tma``, and ``longest_first`` False for programs in (head, query block) order). Where Triton or CUDA is
-    missing the FlexAttention path runs.
+def set_block_kernels(lists: bool, attention: str = "auto", options: dict | None = None) -> None:
+    """The kernels the flex backend uses on CUDA for a call over one key tensor (the steady streaming step).
 
-    Defaults, as measured on an H100 (docs/performance.md, tenth session of 2026-11-27): ``lists`` on (the same
-    lists; 0.067 instead of 0.148 ms per layer at 768x1408, +1.0% and +1.8% end to end at 768x1408 and 1080p),
-    ``attention`` off: in ``bench/attention_kernels.py`` (random block means) our kernel took 1.91 against
-    FlexAttention's 2.12 ms per layer at 768x1408, but inside the model FlexAttention's kernel took 1.60 and ours
-    1.70 ms per call (Nsight Compute, eleventh session), and the pipeline ran 0.9% to 2.3% slower with ours, with the
-    decoder's stream beside it or without it."""
+    ``lists``: our Triton kernel builds the block lists from the selection's scores
+    (:func:`~streamvsr.models.flashvsr.block_kernels.compact_block_lists`) instead of a comparison and
+    :func:`block_lists`. ``attention``: which kernel attends over those lists:
+
+    - ``"auto"`` (default): FlashAttention 4's Hopper kernel where :func:`~streamvsr.models.flashvsr.fa4.eligible`
+      (``flash-attn-4`` installed, compute capability 9.x, bf16/fp16, heads of 128, inference), else FlexAttention;
+    - ``"flex"``: FlexAttention;
+    - ``"triton"``: our block-sparse kernel (:mod:`~streamvsr.models.flashvsr.block_kernels`), its programs started
+      longest first (``options``: its ``num_warps`` / ``num_stages`` / ``use_tma`` / ``block_n``, and
+      ``longest_first`` False for programs in (head, query block) order);
+    - ``"fa4"``: as ``"auto"``, but the package must be installed (ValueError otherwise).
+
+    Where a kernel cannot run (no Triton, no CUDA, a call it is not eligible for) FlexAttention runs.
+
+    Measured on an H100 (docs/performance.md): ``lists`` on gives the same lists in 0.067 instead of 0.148 ms
+    per layer at 768x1408 (+1.0% and +1.8% end to end at 768x1408 and 1080p; tenth session of 2026-11-27). Inside
+    the model FlexAttention's kernel took 1.60 ms per call and ours 1.70 (Nsight Compute, eleventh session), so
+    ``"triton"`` is not the default; FlashAttention 4's took 1.08 ms against FlexAttention's 1.89 on one captured
+    steady call (twelfth session)."""
     global _BLOCK_KERNELS
-    _BLOCK_KERNELS = (bool(lists), bool(attention), dict(options or {}))
+    if attention not in _ATTENTION_KERNELS:
+        raise ValueError(f"attention kernel {attention!r} is not one of {_ATTENTION_KERNELS}")
+    if attention == "fa4":
+        from streamvsr.models.flashvsr import fa4
+
+        if not fa4.installed():
+            raise ValueError("the attention kernel 'fa4' needs flash-attn-4 (pip install flash-attn-4)")
+    _BLOCK_KERNELS = (bool(lists), attention, dict(options or {}))
 
 
-def get_block_kernels() -> tuple[bool, bool, dict]:
+def get_block_kernels() -> tuple[bool, str, dict]:
     """(lists, attention, options) as :func:`set_block_kernels` set them."""
     return _BLOCK_KERNELS[0], _BLOCK_KERNELS[1], dict(_BLOCK_KERNELS[2])
+
+
+def attend_block_lists(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num: torch.Tensor, idx: torch.Tensor, block: int
+) -> torch.Tensor:
+    """Block-sparse attention of q (B, H, Lq, d) over k, v (B, H, Lk, d) on the block lists (num, idx) of
+    :func:`select_block_lists`, by the kernel :func:`set_block_kernels` chose (CUDA)."""
+    _, kernel, options = _BLOCK_KERNELS
+    if kernel in ("auto", "fa4"):
+        from streamvsr.models.flashvsr import fa4
+
+        if fa4.eligible(q, k, block):
+            out = fa4.block_sparse_attention(q, k, v, num, idx, block)
+            if out is not None:
+                return out
+    if kernel == "triton":
+        from streamvsr.models.flashvsr import block_kernels
+
+        if block_kernels.available(q):
+            opts = dict(options)
+            order = block_kernels.longest_first(num) if opts.pop("longest_first", True) else None
+            return block_kernels.block_sparse_attention(q, k, v, num, idx, block, order, **opts)
+    return flex_block_attention(q, k, v, None, block, lists=(num, idx))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -725,12 +765,7 @@ def lcsa_attention(
         if not block_kernels.available(q):  # FlexAttention's eager path (CPU) reads the mask, not the lists
             return flex_block_attention(q, k, v, select_blocks(q_means, k_means, plan, window_visible), plan.block)
         num, idx = select_block_lists(q_means, k_means, plan, window_visible)  # by our kernel where set
-        _, attend, options = _BLOCK_KERNELS
-        if attend:
-            opts = dict(options)
-            order = block_kernels.longest_first(num) if opts.pop("longest_first", True) else None
-            return block_kernels.block_sparse_attention(q, k, v, num, idx, plan.block, order, **opts)
-        return flex_block_attention(q, k, v, None, plan.block, lists=(num, idx))
+        return attend_block_lists(q, k, v, num, idx, plan.block)
     bm = select_blocks(q_means, k_means, plan, window_visible)
     if plan.backend == "dense":
         return dense_block_attention(q, k, v, bm, plan.block)

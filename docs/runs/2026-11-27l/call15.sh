@@ -1,0 +1,3 @@
+#!/bin/bash
+# twelfth session, call 15: part 2 (kept in /tmp/fa4)
+mkdir -p /tmp/fa4 && cp .fa4b/* /tmp/fa4/ && ls /tmp/fa4
