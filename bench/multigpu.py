@@ -141,13 +141,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     modes = a.modes.split(",")
     if "batch" in modes:
         total = a.videos * a.frames
-        for n in (1, a.nproc):
+        for n in dict.fromkeys((1, a.nproc)):  # once where NPROC is 1: a second run would skip the finished outputs
             log = work / f"batch{n}.log"
             wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}"), *model], log)
             rows.append(_row("batch", n, total, wall, batch_processing_s(log)))
             print(rows[-1], flush=True)
     if "segments" in modes:
-        for n in (1, a.nproc):
+        for n in dict.fromkeys((1, a.nproc)):
             log = work / f"seg{n}.log"
             extra = [] if n == 1 else ["--segments", "auto"]
             dst = work / f"long{n}.mp4"

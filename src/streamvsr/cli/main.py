@@ -7,6 +7,7 @@ stderr and a non-zero exit (a traceback only with ``--debug``).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import sys
 import warnings
@@ -481,6 +482,8 @@ def info(as_json: bool) -> None:
         backends.append("bsa (Block-Sparse-Attention)")
     except ImportError:
         pass
+    if importlib.util.find_spec("flash_attn") is not None and importlib.util.find_spec("flash_attn.cute") is not None:
+        backends.append("fa4 (FlashAttention 4's Hopper kernel, taken by flex on the block lists)")
     data = {
         "streamvsr": __version__,
         "python": platform.python_version(),

@@ -10,7 +10,10 @@ selection works on block means of the post-RoPE q and k:
 
 then exact attention runs inside the kept 128x128 block pairs; a query block that keeps no key block
 outputs zeros. Two exact kernels are provided: ``dense`` (token mask + SDPA, the reference) and
-``flex`` (FlexAttention with a BlockMask; compiled on CUDA, the eager reference path on CPU).
+``flex`` (FlexAttention with a BlockMask; compiled on CUDA, the eager reference path on CPU). On CUDA the flex
+backend's calls over one key tensor attend on the block lists through the kernel :func:`set_block_kernels` picks:
+FlashAttention 4's Hopper kernel where ``flash-attn-4`` is installed (:mod:`~streamvsr.models.flashvsr.fa4`), else
+FlexAttention (or our Triton kernel, on request).
 
 Attention tensors here are ``(B, heads, L, d)`` with L in block order.
 """
