@@ -482,8 +482,11 @@ def info(as_json: bool) -> None:
         backends.append("bsa (Block-Sparse-Attention)")
     except ImportError:
         pass
-    if importlib.util.find_spec("flash_attn") is not None and importlib.util.find_spec("flash_attn.cute") is not None:
-        backends.append("fa4 (FlashAttention 4's Hopper kernel, taken by flex on the block lists)")
+    try:  # found, not imported (its CuTe DSL libraries take seconds to load); a broken flash_attn raises here
+        if importlib.util.find_spec("flash_attn") and importlib.util.find_spec("flash_attn.cute"):
+            backends.append("fa4 (FlashAttention 4's Hopper kernel, taken by flex on the block lists)")
+    except Exception:  # noqa: BLE001 - a broken install is no backend, not a failed `info`
+        pass
     data = {
         "streamvsr": __version__,
         "python": platform.python_version(),

@@ -32,6 +32,7 @@ HEAD_DIM = 128  # the only head size measured (the official model's)
 
 _INTERFACE: tuple | None | bool = False  # False: not imported yet; None: not installed or broken
 _FAILED: set = set()  # devices whose first call raised (compilation failed): FlexAttention there
+_SEEN: set = set()  # devices where a call succeeded (a later failure there is an error)
 
 
 def _interface() -> tuple | None:
@@ -108,6 +109,3 @@ def block_sparse_attention(
         return None
     _SEEN.add(q.device)
     return out.transpose(1, 2)  # (B, H, Lq, d)
-
-
-_SEEN: set = set()  # devices where a call succeeded
