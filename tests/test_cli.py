@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -189,6 +190,9 @@ def test_batch_skips_finished_and_splits_by_rank(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr.decode()
     assert sorted(p.name for p in out.iterdir()) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    # one line a video, with the time to its first frame (at most its whole time)
+    lines = re.findall(rb"v\d\.mp4 -> v\d\.mp4: 4 frames in ([\d.]+)s \(first frame after ([\d.]+)s\)", r.stderr)
+    assert len(lines) == 3 and all(float(f) <= float(t) + 0.05 for t, f in lines), r.stderr.decode()
     assert streams(out / "v1.mp4")["w"] == 32
     with av.open(str(out / "v1.mp4")) as c:  # the encoder options reach every job
         assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"

@@ -100,23 +100,28 @@ def test_load_model_fp8_option(tmp_path: Path, monkeypatch) -> None:  # noqa: AN
 @pytest.mark.parametrize(
     ("compile_name", "module", "method", "wrong", "seed"),
     [
-        # the TCDecoder's layer stack: the stream's first pass and the later passes
+        # the TCDecoder's layer stack: a stream's first pass (zero memories) and the later passes share a graph
         ("compile_decoder", "decoder", "_run", "dit", 2),
-        # the LQ projector's later calls: the steady 8-frame calls and the flush's shorter call
+        # the LQ projector's later calls: one clip each, the flush's too
         ("compile_lq_proj", "lq_proj", "_steady", "decoder", 3),
     ],
 )
 def test_compiled_part_matches_eager(compile_name: str, module: str, method: str, wrong: str, seed: int) -> None:
-    """compile_decoder / compile_lq_proj: the compiled part (2 graphs) streams the same frames; undo restores it;
-    another module is refused."""
+    """compile_decoder / compile_lq_proj: the compiled part (one graph) streams the same frames, a second stream
+    too (the decoder's first pass then runs in that graph); undo restores it; another module is refused."""
     from streamvsr.errors import ModelError
 
     compile_fn = getattr(flashvsr_pipeline, compile_name)
     up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0)
     part = getattr(up, module)
-    ref, out, graphs, handle = _eager_then_compiled(up, _clip(seed), lambda: compile_fn(part, backend="eager"))
-    assert graphs == 2
+    x = _clip(seed)
+    ref, out, graphs, handle = _eager_then_compiled(up, x, lambda: compile_fn(part, backend="eager"))
+    assert graphs == 1
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    with torch.inference_mode():
+        again = _stream(up, x)
+    assert counters["stats"]["unique_graphs"] == 1
+    torch.testing.assert_close(again, ref, rtol=0, atol=0)
     handle.undo()
     assert method not in part.__dict__
     with pytest.raises(ModelError):

@@ -446,6 +446,8 @@ def batch(in_dir: Path, out_dir: Path, **kw) -> None:  # noqa: ANN003
     def one(job) -> None:  # noqa: ANN001
         res = upscale_file(job.src, job.dst, model, device=device, encode=enc)
         msg = f"{job.src.name} -> {job.dst.name}: {res.frames} frames in {res.seconds:.1f}s"
+        if "first_frame" in res.phases:  # the latency a process's first video pays for its start-up shows here
+            msg += f" (first frame after {res.phases['first_frame']:.1f}s)"
         click.echo(f"[rank {rank}] {msg}", err=True)
 
     def fail(job, exc: Exception) -> None:  # noqa: ANN001

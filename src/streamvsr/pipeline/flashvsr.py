@@ -48,6 +48,7 @@ from streamvsr.models.flashvsr.attention import (
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
 from streamvsr.models.flashvsr.dit import DiTState, WanDiT
+from streamvsr.models.flashvsr.layout import settle_size1_strides
 from streamvsr.ops import frame_kernels
 from streamvsr.ops.color import adain_color_fix, adain_stats, wavelet_color_fix
 from streamvsr.pipeline.protocol import ModelSpec
@@ -232,12 +233,32 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
 def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile a TCDecoder's layer stack (``_run``: tensors and its memory dict in, tensors out).
 
-    Two graphs: the stream's first pass (no memories) and the later ones. Measured on an H100 after
-    :func:`compile_dit`: 35.3 -> 40.3 FPS at 768x1408, decode 0.062 -> 0.037 s per 8 frames.
+    One graph. A stream's first pass has no memories, and a MemBlock without one reads zeros, so that pass gets
+    zero memories laid out as the later passes' memories are: the same function, in the later passes' graph (a
+    second graph cost each process about as much tracing as all DiT graphs together; docs/performance.md,
+    thirteenth session of 2026-11-27). Until a process has seen a later pass (its first stream's first pass), the
+    first pass runs eagerly. Measured on an H100 after :func:`compile_dit`: 35.3 -> 40.3 FPS at 768x1408, decode
+    0.062 -> 0.037 s per 8 frames.
     """
     if not hasattr(decoder, "_run") or not hasattr(decoder, "_mem"):
         raise ModelError("compile_decoder takes a TCDecoder")
-    decoder._run = _compiled(decoder._run, mode, _compile_kw(mode, backend, 1))
+    eager = decoder._run
+    compiled = _compiled(eager, mode, _compile_kw(mode, backend, 1))
+    layouts: dict[tuple, list[tuple[int, torch.Size, tuple[int, ...], torch.dtype]]] = {}  # input -> memories
+
+    def run(x: torch.Tensor, mem: dict[int, torch.Tensor] | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        key = (tuple(x.shape), x.dtype, x.device)
+        if mem:
+            mem = {i: settle_size1_strides(m) for i, m in mem.items()}
+            if key not in layouts:  # the layouts the graph is specialised on (strides of size-1 dims included)
+                layouts[key] = [(i, m.shape, m.stride(), m.dtype) for i, m in mem.items()]
+            return compiled(x, mem)
+        if key not in layouts:
+            return eager(x, mem)
+        zeros = {i: x.new_empty_strided(s, st, dtype=d).zero_() for i, s, st, d in layouts[key]}
+        return compiled(x, zeros)
+
+    decoder._run = run
     return Compiled([(decoder, "_run")])
 
 
@@ -284,7 +305,17 @@ def compile_lq_proj(lq_proj: torch.nn.Module, mode: str | None = None, backend: 
     2.4 ms of a 768x1408 chunk on an H200 (docs/performance.md, third session of 2026-11-27)."""
     if not hasattr(lq_proj, "_steady"):
         raise ModelError("compile_lq_proj takes an LQProjector")
-    lq_proj._steady = _compiled(lq_proj._steady, mode, _compile_kw(mode, backend, 1))
+    compiled = _compiled(lq_proj._steady, mode, _compile_kw(mode, backend, 1))
+
+    def steady(
+        frames: torch.Tensor, cache1: torch.Tensor, cache2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # one layout for the warm-up's caches and the graph's own (Inductor may return a cache as a view of a larger
+        # buffer): a small copy, not a second graph
+        c1, c2 = (settle_size1_strides(c.contiguous()) for c in (cache1, cache2))
+        return compiled(frames, c1, c2)
+
+    lq_proj._steady = steady
     return Compiled([(lq_proj, "_steady")])
 
 
@@ -743,11 +774,9 @@ class FlashVSRUpscaler:
         n = max(0, (available - 1) // FRAMES_PER_LATENT - c0)  # complete clips not yet fed
         if n == 0:
             return
-        first = FRAMES_PER_LATENT * c0 + 1
-        frames = self._frames(first, first + FRAMES_PER_LATENT * n).to(self.dtype)
-        tokens = self.lq_proj.step(frames)  # (1, n*h*w, dim)
-        for i, t in enumerate(tokens.chunk(n, dim=1)):
-            self._lq[c0 + i] = t
+        for c in range(c0, c0 + n):  # one clip a call: one shape, one compiled graph (a flush adds several)
+            first = FRAMES_PER_LATENT * c + 1
+            self._lq[c] = self.lq_proj.step(self._frames(first, first + FRAMES_PER_LATENT).to(self.dtype))
         self._next_clip = c0 + n
 
     def _draw_noise(self, a: int, b: int, shape: tuple[int, int]) -> torch.Tensor:

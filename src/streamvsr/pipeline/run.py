@@ -55,7 +55,8 @@ class RunResult:
     output: str
     width: int
     height: int
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, where a run has several
+    # seconds per phase, where a run has several; "first_frame": seconds to the first encoded frame (upscale_file)
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ def upscale_file(
             duration=duration,
         ) as writer:
             written = [0]
+            first_frame: list[float | None] = [None]  # seconds to the first encoded frame
             enc_error: list[BaseException] = []
 
             def encoder() -> None:
@@ -289,6 +291,8 @@ def upscale_file(
                                 continue  # a warm-up or look-ahead frame
                             writer.write(a, pts=p)
                             written[0] += 1
+                            if written[0] == 1:
+                                first_frame[0] = time.perf_counter() - t0
                             if progress is not None:
                                 el = time.perf_counter() - t0
                                 fps = written[0] / el if el > 0 else 0.0
@@ -361,4 +365,5 @@ def upscale_file(
     el = time.perf_counter() - t0
     if progress is not None:
         progress(Progress(written[0], total, written[0] / el if el > 0 else 0.0, el, 0.0, done=True))
-    return RunResult(written[0], el, str(dst), out_w, out_h)
+    phases = {} if first_frame[0] is None else {"first_frame": first_frame[0]}
+    return RunResult(written[0], el, str(dst), out_w, out_h, phases)

@@ -344,7 +344,9 @@ class TCDecoder(nn.Module):
             lat = latents[:, :, a : a + step]
             cnd = None if cond is None else cond[:, :, a * self.time_factor : (a + step) * self.time_factor]
             x, self._mem = self._run(self._input(lat, cnd), self._mem)
-            self._mem = {k: v.detach().clone() for k, v in self._mem.items()}
+            # copies in one layout (contiguous), whichever layout the pass made them in (an eager pass and a
+            # compiled one differ): a compiled ``_run`` then sees the same input layout on every pass
+            self._mem = {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in self._mem.items()}
             y = self._output(x, cnd)
             if not self._started:
                 y = y[:, :, self.frames_to_trim :]
