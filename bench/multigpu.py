@@ -9,7 +9,10 @@ with one short untimed batch run, then times, each under torchrun:
 
 Two figures per run: wall-clock throughput of the whole command (model loading included) and processing
 throughput (frames over the slowest rank's processing seconds, as the CLI reports them, model loading
-excluded). Prints a table and writes JSON.
+excluded). Batch runs add the steady throughput: each rank's videos after its first, summed over the ranks (what
+a long batch approaches), and each process's fixed cost: its first video's seconds minus the mean of its later
+ones (the slowest rank's). The warm-up videos are as long as the timed ones, so that every shape of a timed run
+(the KV ring's wrap, the flush) is compiled before the clock starts. Prints a table and writes JSON.
 
     python scripts/make_random_model.py /tmp/w --size official-1.3b --device cuda
     python bench/multigpu.py --weights /tmp/w --nproc 2 --json multigpu.json
@@ -72,12 +75,29 @@ _VIDEO = re.compile(r"\[rank (\d+)\] .*: (\d+) frames in ([\d.]+)s")
 _WROTE = re.compile(r"wrote .*: (\d+) frames .* in ([\d.]+)s")
 
 
+def batch_videos(log: Path) -> dict[int, list[tuple[int, float]]]:
+    """Per rank, its videos' (frames, seconds) in the order it ran them."""
+    per_rank: dict[int, list[tuple[int, float]]] = {}
+    for m in _VIDEO.finditer(log.read_text(errors="replace")):
+        per_rank.setdefault(int(m[1]), []).append((int(m[2]), float(m[3])))
+    return per_rank
+
+
 def batch_processing_s(log: Path) -> float:
     """The slowest rank's summed per-video seconds (model loading excluded)."""
-    per_rank: dict[int, float] = {}
-    for m in _VIDEO.finditer(log.read_text(errors="replace")):
-        per_rank[int(m[1])] = per_rank.get(int(m[1]), 0.0) + float(m[3])
-    return max(per_rank.values())
+    return max(sum(s for _, s in v) for v in batch_videos(log).values())
+
+
+def batch_steady(log: Path) -> dict:
+    """Steady throughput (every rank's videos after its first: frames over seconds, summed over the ranks) and the
+    fixed cost of a process (its first video's seconds minus the mean of its later ones; the largest of the ranks).
+    None where a rank ran a single video."""
+    per_rank = batch_videos(log)
+    if any(len(v) < 2 for v in per_rank.values()):
+        return {"steady_fps": None, "first_extra_s": None}
+    fps = sum(sum(f for f, _ in v[1:]) / sum(s for _, s in v[1:]) for v in per_rank.values())
+    extra = max(v[0][1] - sum(s for _, s in v[1:]) / len(v[1:]) for v in per_rank.values())
+    return {"steady_fps": fps, "first_extra_s": extra}
 
 
 def wrote_s(log: Path) -> float:
@@ -92,11 +112,15 @@ def _row(mode: str, gpus: int, frames: int, wall_s: float, proc_s: float) -> dic
 
 def _print_table(rows: list[dict]) -> None:
     print(f"\n{'mode':<9} {'GPUs':>4} {'frames':>6} {'wall s':>7} {'wall fps':>8} {'x':>5} {'proc s':>7} "
-          f"{'proc fps':>8} {'x':>5}")  # fmt: skip
+          f"{'proc fps':>8} {'x':>5} {'steady fps':>10} {'x':>5} {'1st extra s':>11}")  # fmt: skip
     for r in rows:
         wall = f"{r['wall_s']:>7.1f} {r['wall_fps']:>8.2f} {r['wall_speedup']:>5.2f}"
         proc = f"{r['proc_s']:>7.1f} {r['proc_fps']:>8.2f} {r['proc_speedup']:>5.2f}"
-        print(f"{r['mode']:<9} {r['gpus']:>4} {r['frames']:>6} {wall} {proc}")
+        if r.get("steady_fps") is not None:
+            steady = f"{r['steady_fps']:>10.2f} {r['steady_speedup']:>5.2f} {r['first_extra_s']:>11.1f}"
+        else:
+            steady = f"{'-':>10} {'-':>5} {'-':>11}"
+        print(f"{r['mode']:<9} {r['gpus']:>4} {r['frames']:>6} {wall} {proc} {steady}")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -109,6 +133,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--frames", type=int, default=300, help="frames per batch video")
     p.add_argument("--long-frames", type=int, default=1200, help="frames of the segments video")
+    p.add_argument("--warm-frames", type=int, default=None, help="frames of each warm-up video (default: --frames)")
     p.add_argument("--modes", default="batch,segments")
     p.add_argument("--work", default="/tmp/multigpu")
     p.add_argument("--json", default=None)
@@ -128,7 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     write_video(work / "long.mp4", a.long_frames, h, w, seed=99)
     (work / "warm").mkdir()
     for r in range(a.nproc):  # one per rank: every GPU fills its own compile cache
-        write_video(work / "warm" / f"w{r}.mp4", 64, h, w, seed=7 + r)
+        write_video(work / "warm" / f"w{r}.mp4", a.warm_frames or a.frames, h, w, seed=7 + r)
     print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
     model = ["--model", a.model, "--dtype", a.dtype] + (["--weights", a.weights] if a.weights else [])
     model += shlex.split(a.cli_args)
@@ -144,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for n in dict.fromkeys((1, a.nproc)):  # once where NPROC is 1: a second run would skip the finished outputs
             log = work / f"batch{n}.log"
             wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}"), *model], log)
-            rows.append(_row("batch", n, total, wall, batch_processing_s(log)))
+            rows.append(_row("batch", n, total, wall, batch_processing_s(log)) | batch_steady(log))
             print(rows[-1], flush=True)
     if "segments" in modes:
         for n in dict.fromkeys((1, a.nproc)):
@@ -163,6 +188,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         b = base[r["mode"]]
         r["wall_speedup"] = b["wall_s"] / r["wall_s"]
         r["proc_speedup"] = b["proc_s"] / r["proc_s"]
+        if r.get("steady_fps") is not None and b.get("steady_fps"):
+            r["steady_speedup"] = r["steady_fps"] / b["steady_fps"]
     _print_table(rows)
     if a.json:
         meta = {"argv": argv if argv is not None else sys.argv[1:], "warmup_s": warm}

@@ -189,6 +189,26 @@ def test_cli_run_progress_rate_reads_the_cli_json_lines() -> None:
         mod.progress_rate(["no json here"], after=1)
 
 
+def test_multigpu_batch_log_gives_steady_rate_and_fixed_cost(tmp_path: Path) -> None:
+    path = Path(__file__).resolve().parents[1] / "bench" / "multigpu.py"
+    spec = importlib.util.spec_from_file_location("bench_multigpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    log = tmp_path / "batch2.log"
+    log.write_text(
+        "[rank 0] v0.mp4 -> v0.mp4: 600 frames in 19.0s (first frame after 7.0s)\n"
+        "[rank 1] v1.mp4 -> v1.mp4: 600 frames in 20.0s (first frame after 7.5s)\n"
+        "noise\n[rank 0] v2.mp4 -> v2.mp4: 600 frames in 10.0s\n"
+        "[rank 1] v3.mp4 -> v3.mp4: 600 frames in 12.0s (first frame after 0.6s)\n"
+    )
+    assert mod.batch_processing_s(log) == pytest.approx(32.0)
+    s = mod.batch_steady(log)
+    assert s["steady_fps"] == pytest.approx(60.0 + 50.0)  # later videos, summed over the ranks
+    assert s["first_extra_s"] == pytest.approx(9.0)  # rank 0: 19 - 10; rank 1: 20 - 12
+    log.write_text("[rank 0] v0.mp4 -> v0.mp4: 600 frames in 19.0s\n")
+    assert mod.batch_steady(log) == {"steady_fps": None, "first_extra_s": None}
+
+
 def test_block_counter_counts_the_lists_path_once() -> None:
     spec = importlib.util.spec_from_file_location("bench_flashvsr", BENCH)
     mod = importlib.util.module_from_spec(spec)
