@@ -7,6 +7,8 @@ with one short untimed batch run, then times, each under torchrun:
 - segments: one video of LONG_FRAMES frames, a plain `streamvsr upscale` on 1 GPU against
             `upscale --segments auto` on NPROC GPUs.
 
+With `--repeats R` the pair (1 GPU, then NPROC GPUs) runs R times in turn, each compared with its own one-GPU run.
+
 Two figures per run: wall-clock throughput of the whole command (model loading included) and processing
 throughput (frames over the slowest rank's processing seconds, as the CLI reports them, model loading
 excluded). Batch runs add the steady throughput: each rank's videos after its first, summed over the ranks (what
@@ -111,7 +113,7 @@ def _row(mode: str, gpus: int, frames: int, wall_s: float, proc_s: float) -> dic
 
 
 def _print_table(rows: list[dict]) -> None:
-    print(f"\n{'mode':<9} {'GPUs':>4} {'frames':>6} {'wall s':>7} {'wall fps':>8} {'x':>5} {'proc s':>7} "
+    print(f"\n{'mode':<9} {'rep':>3} {'GPUs':>4} {'frames':>6} {'wall s':>7} {'wall fps':>8} {'x':>5} {'proc s':>7} "
           f"{'proc fps':>8} {'x':>5} {'steady fps':>10} {'x':>5} {'1st extra s':>11}")  # fmt: skip
     for r in rows:
         wall = f"{r['wall_s']:>7.1f} {r['wall_fps']:>8.2f} {r['wall_speedup']:>5.2f}"
@@ -120,7 +122,7 @@ def _print_table(rows: list[dict]) -> None:
             steady = f"{r['steady_fps']:>10.2f} {r['steady_speedup']:>5.2f} {r['first_extra_s']:>11.1f}"
         else:
             steady = f"{'-':>10} {'-':>5} {'-':>11}"
-        print(f"{r['mode']:<9} {r['gpus']:>4} {r['frames']:>6} {wall} {proc} {steady}")
+        print(f"{r['mode']:<9} {r.get('rep', 0):>3} {r['gpus']:>4} {r['frames']:>6} {wall} {proc} {steady}")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--frames", type=int, default=300, help="frames per batch video")
     p.add_argument("--long-frames", type=int, default=1200, help="frames of the segments video")
     p.add_argument("--warm-frames", type=int, default=None, help="frames of each warm-up video (default: --frames)")
+    p.add_argument("--repeats", type=int, default=1, help="run the 1-GPU and NPROC-GPU pair this many times")
     p.add_argument("--modes", default="batch,segments")
     p.add_argument("--work", default="/tmp/multigpu")
     p.add_argument("--json", default=None)
@@ -164,28 +167,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"untimed warm-up run on {a.nproc} ranks (fills every GPU's compile cache): {warm:.1f}s", flush=True)
     rows = []
     modes = a.modes.split(",")
-    if "batch" in modes:
-        total = a.videos * a.frames
-        for n in dict.fromkeys((1, a.nproc)):  # once where NPROC is 1: a second run would skip the finished outputs
-            log = work / f"batch{n}.log"
-            wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}"), *model], log)
-            rows.append(_row("batch", n, total, wall, batch_processing_s(log)) | batch_steady(log))
-            print(rows[-1], flush=True)
-    if "segments" in modes:
-        for n in dict.fromkeys((1, a.nproc)):
-            log = work / f"seg{n}.log"
-            extra = [] if n == 1 else ["--segments", "auto"]
-            dst = work / f"long{n}.mp4"
-            wall = torchrun(n, ["upscale", str(work / "long.mp4"), "-o", str(dst), *model, *extra], log)
-            rows.append(_row("segments", n, a.long_frames, wall, wrote_s(log)))
-            with av.open(str(dst)) as c:  # every frame arrived
-                rows[-1]["output_frames"] = sum(1 for _ in c.demux(video=0) if _.size)
-            print(rows[-1], flush=True)
-    base = {r["mode"]: r for r in rows if r["gpus"] == 1}
+    for rep in range(a.repeats):  # 1 GPU, NPROC GPUs, 1 GPU, ...: the order's effect shows across repeats
+        sfx = f"_{rep}" if rep else ""  # the first repeat's logs and outputs keep their names
+        if "batch" in modes:
+            total = a.videos * a.frames
+            for n in dict.fromkeys((1, a.nproc)):  # once where NPROC is 1: a second run would skip finished outputs
+                log = work / f"batch{n}{sfx}.log"
+                wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}{sfx}"), *model], log)
+                rows.append(_row("batch", n, total, wall, batch_processing_s(log)) | batch_steady(log) | {"rep": rep})
+                print(rows[-1], flush=True)
+        if "segments" in modes:
+            for n in dict.fromkeys((1, a.nproc)):
+                log = work / f"seg{n}{sfx}.log"
+                extra = [] if n == 1 else ["--segments", "auto"]
+                dst = work / f"long{n}{sfx}.mp4"
+                wall = torchrun(n, ["upscale", str(work / "long.mp4"), "-o", str(dst), *model, *extra], log)
+                rows.append(_row("segments", n, a.long_frames, wall, wrote_s(log)) | {"rep": rep})
+                with av.open(str(dst)) as c:  # every frame arrived
+                    rows[-1]["output_frames"] = sum(1 for _ in c.demux(video=0) if _.size)
+                print(rows[-1], flush=True)
+    base = {(r["mode"], r["rep"]): r for r in rows if r["gpus"] == 1}  # each run against its repeat's one GPU
     for r in rows:
         r["wall_fps"] = r["frames"] / r["wall_s"]
         r["proc_fps"] = r["frames"] / r["proc_s"]
-        b = base[r["mode"]]
+        b = base[(r["mode"], r["rep"])]
         r["wall_speedup"] = b["wall_s"] / r["wall_s"]
         r["proc_speedup"] = b["proc_s"] / r["proc_s"]
         if r.get("steady_fps") is not None and b.get("steady_fps"):
