@@ -234,11 +234,11 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
     """torch.compile a TCDecoder's layer stack (``_run``: tensors and its memory dict in, tensors out).
 
     One graph. A stream's first pass has no memories, and a MemBlock without one reads zeros, so that pass gets
-    zero memories laid out as the later passes' memories are: the same function, in the later passes' graph (a
-    second graph cost each process about as much tracing as all DiT graphs together; docs/performance.md,
-    thirteenth session of 2026-11-27). Until a process has seen a later pass (its first stream's first pass), the
-    first pass runs eagerly. Measured on an H100 after :func:`compile_dit`: 35.3 -> 40.3 FPS at 768x1408, decode
-    0.062 -> 0.037 s per 8 frames.
+    zero memories laid out as the later passes' memories are: the same function, in the later passes' graph. The
+    decoder's graph is the costliest to trace (about 3.7 s a process on an H100's host, more than all DiT graphs
+    together; docs/performance.md, thirteenth session of 2026-11-27), and every process traces its graphs again.
+    Until a process has seen a later pass (its first stream's first pass), the first pass runs eagerly. Measured
+    on an H100 after :func:`compile_dit`: 35.3 -> 40.3 FPS at 768x1408, decode 0.062 -> 0.037 s per 8 frames.
     """
     if not hasattr(decoder, "_run") or not hasattr(decoder, "_mem"):
         raise ModelError("compile_decoder takes a TCDecoder")
