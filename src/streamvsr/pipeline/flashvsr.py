@@ -244,19 +244,17 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
         raise ModelError("compile_decoder takes a TCDecoder")
     eager = decoder._run
     compiled = _compiled(eager, mode, _compile_kw(mode, backend, 1))
-    layouts: dict[tuple, list[tuple[int, torch.Size, tuple[int, ...], torch.dtype]]] = {}  # input -> memories
+    shapes: dict[tuple, list[tuple[int, torch.Size, torch.dtype]]] = {}  # input -> its memories (contiguous)
 
     def run(x: torch.Tensor, mem: dict[int, torch.Tensor] | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         key = (tuple(x.shape), x.dtype, x.device)
-        if mem:
-            mem = {i: settle_size1_strides(m) for i, m in mem.items()}
-            if key not in layouts:  # the layouts the graph is specialised on (strides of size-1 dims included)
-                layouts[key] = [(i, m.shape, m.stride(), m.dtype) for i, m in mem.items()]
+        if mem:  # TCDecoder.decode keeps them contiguous, so the graph sees one layout
+            if key not in shapes:
+                shapes[key] = [(i, m.shape, m.dtype) for i, m in mem.items()]
             return compiled(x, mem)
-        if key not in layouts:
+        if key not in shapes:
             return eager(x, mem)
-        zeros = {i: x.new_empty_strided(s, st, dtype=d).zero_() for i, s, st, d in layouts[key]}
-        return compiled(x, zeros)
+        return compiled(x, {i: x.new_zeros(s, dtype=d) for i, s, d in shapes[key]})
 
     decoder._run = run
     return Compiled([(decoder, "_run")])
