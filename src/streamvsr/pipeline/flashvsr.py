@@ -51,6 +51,7 @@ from streamvsr.models.flashvsr.dit import DiTState, WanDiT
 from streamvsr.models.flashvsr.layout import settle_size1_strides
 from streamvsr.ops import frame_kernels
 from streamvsr.ops.color import adain_color_fix, adain_stats, wavelet_color_fix
+from streamvsr.pipeline.precompile import DiskCompiled
 from streamvsr.pipeline.protocol import ModelSpec
 
 __all__ = [
@@ -211,6 +212,16 @@ def _compiled(fn: Callable, mode: str | None, kw: dict) -> Callable:
     return run
 
 
+def _compiled_method(owner: torch.nn.Module, name: str, tag: str, mode: str | None, kw: dict) -> Callable:
+    """torch.compile ``owner``'s method ``name`` (the class's, not an instance override) as a bound method: its
+    graphs kept on disk across processes (:class:`~streamvsr.pipeline.precompile.DiskCompiled`, files named after
+    ``tag``), except under CUDA graphs (``reduce-overhead``), which :func:`_compiled` wraps in memory."""
+    func = getattr(type(owner), name)
+    if mode == "reduce-overhead":
+        return _compiled(func.__get__(owner), mode, kw)
+    return DiskCompiled(func, owner, tag, kw)
+
+
 def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor") -> Compiled:
     """torch.compile every DiT block's ``pre`` and ``post`` in place (``dynamic=False``).
 
@@ -224,8 +235,8 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
     kw = _compile_kw(mode, backend, len(dit.blocks))
     patched: list[tuple[torch.nn.Module, str]] = []
     for block in dit.blocks:
-        block.pre = _compiled(block.pre, mode, kw)
-        block.post = _compiled(block.post, mode, kw)
+        block.pre = _compiled_method(block, "pre", "dit-pre", mode, kw)
+        block.post = _compiled_method(block, "post", "dit-post", mode, kw)
         patched += [(block, "pre"), (block, "post")]
     return Compiled(patched)
 
@@ -243,7 +254,7 @@ def compile_decoder(decoder: torch.nn.Module, mode: str | None = None, backend: 
     if not hasattr(decoder, "_run") or not hasattr(decoder, "_mem"):
         raise ModelError("compile_decoder takes a TCDecoder")
     eager = decoder._run
-    compiled = _compiled(eager, mode, _compile_kw(mode, backend, 1))
+    compiled = _compiled_method(decoder, "_run", "tcdecoder", mode, _compile_kw(mode, backend, 1))
     shapes: dict[tuple, list[tuple[int, torch.Size, torch.dtype]]] = {}  # input -> its memories (contiguous)
 
     def run(x: torch.Tensor, mem: dict[int, torch.Tensor] | None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
@@ -303,7 +314,7 @@ def compile_lq_proj(lq_proj: torch.nn.Module, mode: str | None = None, backend: 
     2.4 ms of a 768x1408 chunk on an H200 (docs/performance.md, third session of 2026-11-27)."""
     if not hasattr(lq_proj, "_steady"):
         raise ModelError("compile_lq_proj takes an LQProjector")
-    compiled = _compiled(lq_proj._steady, mode, _compile_kw(mode, backend, 1))
+    compiled = _compiled_method(lq_proj, "_steady", "lq-projector", mode, _compile_kw(mode, backend, 1))
 
     def steady(
         frames: torch.Tensor, cache1: torch.Tensor, cache2: torch.Tensor
