@@ -14,15 +14,19 @@ and the owner module's structure (each submodule's class and plain attributes, e
 loaded function's guards are checked on every call; where they fail the function is traced again. One loaded file
 serves every owner with the same key (the 30 DiT blocks share one).
 
-Where the capture is not possible (an older PyTorch, a graph break, a backend that cannot be saved, CUDA graphs),
-the function is compiled in memory as ``torch.compile`` always compiles it; :attr:`DiskCompiled.events` says which
-happened. The files live in ``$STREAMVSR_COMPILE_CACHE``, or else in Inductor's cache folder
+Where the capture is not possible (an older PyTorch, a graph break, a graph that cannot be serialised, a backend
+that cannot be saved, CUDA graphs), the function is compiled in memory as ``torch.compile`` always compiles it, and
+a failed capture leaves a ``.failed`` file beside where its graph would be, so that later processes do not try
+again; :attr:`DiskCompiled.events` says which happened.
+
+The files live in ``$STREAMVSR_COMPILE_CACHE``, or else in Inductor's cache folder
 (``TORCHINDUCTOR_CACHE_DIR``, by default under the system's temporary folder), sub-folder ``streamvsr_precompiled``.
 ``STREAMVSR_COMPILE_CACHE=off`` turns the disk cache off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -184,6 +188,13 @@ class DiskCompiled:
             _JITS[k] = _Jit(torch.compile(self.func, **self.compile_kw))
         return _JITS[k]
 
+    def _capture(self, args: tuple) -> Any:
+        """Trace and compile for ``args`` with PyTorch's ahead-of-time capture (raises where it cannot)."""
+        cfg = torch._dynamo.config  # PyTorch 2.11 has the capture behind this switch (off); 2.13 has it on
+        with cfg.patch(enable_aot_compile=True) if hasattr(cfg, "enable_aot_compile") else contextlib.nullcontext():
+            compiled = torch.compile(self.func, fullgraph=True, **self.compile_kw)
+        return compiled.aot_compile(((self.owner, *args), {}))
+
     def _prepare(self, args: tuple, leaves: list[Any], key: tuple) -> Any:
         if self.compile_kw.get("mode") == "reduce-overhead":
             return self._fallback("CUDA graphs are not saved")
@@ -192,6 +203,9 @@ class DiskCompiled:
         path = self._file(leaves, key)
         if path is None:
             return self._fallback("disk cache off")
+        failed = path.with_suffix(".failed")
+        if path not in _FAILED and failed.is_file():  # another process could not capture it: do not try again
+            _FAILED[path] = failed.read_text(errors="replace").strip() or "failed before"
         if path in _FAILED:
             return self._fallback(_FAILED[path])
         fn = _LOADED.get(path)
@@ -211,10 +225,12 @@ class DiskCompiled:
             except Exception as e:  # noqa: BLE001 - a file from another build or a torn write: trace again
                 self.events.append(f"unloadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         try:
-            compiled = torch.compile(self.func, fullgraph=True, **self.compile_kw)
-            fn = compiled.aot_compile(((self.owner, *args), {}))
+            fn = self._capture(args)
         except Exception as e:  # noqa: BLE001 - no aot_compile in this PyTorch, a graph break, a backend without it
             _FAILED[path] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            with contextlib.suppress(OSError):  # a capture costs a trace and a compile: later processes skip it
+                path.parent.mkdir(parents=True, exist_ok=True)
+                failed.write_text(_FAILED[path] + "\n")
             return self._fallback(_FAILED[path])
         fn.disable_guard_check()
         _LOADED[path] = fn

@@ -170,9 +170,15 @@ def conv3x3_by_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 
 # Along one axis, output pixel 2i + a of conv3x3(nearest_x2(x)) reads upsampled pixels 2i + a - 1 + t (taps t = 0,
 # 1, 2), that is input pixels i + floor((a - 1 + t) / 2): for a = 0 input i - 1 (tap 0) and i (taps 1 + 2), for
-# a = 1 input i (taps 0 + 1) and i + 1 (tap 2). _PHASE_TAPS[a][u][t] says whether tap t lands on input offset
-# a - 1 + u (u = 0, 1).
-_PHASE_TAPS = (((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+# a = 1 input i (taps 0 + 1) and i + 1 (tap 2).
+
+
+def _phase_taps(w: torch.Tensor, dim: int) -> list[torch.Tensor]:
+    """The 3 taps of ``w`` along ``dim`` -> for each phase a = 0, 1 the 2 taps on input offsets a - 1 + u (u = 0,
+    1) along that dim, the taps landing on one input pixel summed. Slices and sums, no tensor constant (a compiled
+    graph that holds one cannot be saved by PyTorch's ahead-of-time capture)."""
+    t0, t1, t2 = w.unbind(dim)
+    return [torch.stack([t0, t1 + t2], dim), torch.stack([t0 + t1, t2], dim)]
 
 
 def nearest2x_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -181,8 +187,8 @@ def nearest2x_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
     pixel's row and column parity). The taps that land on the same input pixel are summed (in float32 or wider,
     then rounded to ``weight``'s dtype)."""
     acc = torch.promote_types(weight.dtype, torch.float32)
-    m = torch.tensor(_PHASE_TAPS, dtype=acc, device=weight.device)  # (2 a, 2 u, 3 t)
-    w2 = torch.einsum("aut,bvs,octs->abocuv", m, m, weight.to(acc))  # (2, 2, O, C, 2, 2)
+    rows = _phase_taps(weight.to(acc), 2)  # per a: (O, C, 2, 3)
+    w2 = torch.stack([torch.stack(_phase_taps(r, 3)) for r in rows])  # (2 a, 2 b, O, C, 2, 2)
     return w2.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).to(weight.dtype)
 
 
