@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -59,18 +60,31 @@ def write_video(path: Path, frames: int, h: int, w: int, seed: int, fps: int = 2
             out.mux(p)
 
 
-def torchrun(nproc: int, args: list[str], log: Path) -> float:
-    """Run ``streamvsr ARGS`` under torchrun with NPROC ranks; returns wall seconds (raises on failure)."""
+def torchrun(nproc: int, args: list[str], log: Path, env: dict[str, str] | None = None) -> float:
+    """Run ``streamvsr ARGS`` under torchrun with NPROC ranks, ``env`` added to this process's environment; returns
+    wall seconds (raises on failure)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     cmd += ["-m", "streamvsr.cli.main", *args]
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        full_env = {**os.environ, **env} if env else None
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env).returncode
     wall = time.perf_counter() - t0
     if rc != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}\n" + "\n".join(tail))
     return wall
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    """["NAME=VALUE", ...] -> {NAME: VALUE} (a clear error for an item without "=")."""
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--timed-env takes NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
 
 
 _VIDEO = re.compile(r"\[rank (\d+)\] .*: (\d+) frames in ([\d.]+)s")
@@ -145,7 +159,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default="",
         help="extra options for every streamvsr command, e.g. '--compile --encoder-opt preset=veryfast'",
     )
+    p.add_argument(
+        "--timed-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the timed runs only, not the warm-up (repeatable), e.g. TORCHINDUCTOR_COMPILE_THREADS=1",
+    )
     a = p.parse_args(argv)
+    timed_env = parse_env(a.timed_env)
     h, w = (int(v) for v in a.in_size.lower().split("x"))
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             total = a.videos * a.frames
             for n in dict.fromkeys((1, a.nproc)):  # once where NPROC is 1: a second run would skip finished outputs
                 log = work / f"batch{n}{sfx}.log"
-                wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}{sfx}"), *model], log)
+                wall = torchrun(n, ["batch", str(work / "in"), str(work / f"out{n}{sfx}"), *model], log, timed_env)
                 rows.append(_row("batch", n, total, wall, batch_processing_s(log)) | batch_steady(log) | {"rep": rep})
                 print(rows[-1], flush=True)
         if "segments" in modes:
@@ -181,7 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 log = work / f"seg{n}{sfx}.log"
                 extra = [] if n == 1 else ["--segments", "auto"]
                 dst = work / f"long{n}{sfx}.mp4"
-                wall = torchrun(n, ["upscale", str(work / "long.mp4"), "-o", str(dst), *model, *extra], log)
+                wall = torchrun(n, ["upscale", str(work / "long.mp4"), "-o", str(dst), *model, *extra], log, timed_env)
                 rows.append(_row("segments", n, a.long_frames, wall, wrote_s(log)) | {"rep": rep})
                 with av.open(str(dst)) as c:  # every frame arrived
                     rows[-1]["output_frames"] = sum(1 for _ in c.demux(video=0) if _.size)
@@ -197,7 +219,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r["steady_speedup"] = r["steady_fps"] / b["steady_fps"]
     _print_table(rows)
     if a.json:
-        meta = {"argv": argv if argv is not None else sys.argv[1:], "warmup_s": warm}
+        meta = {"argv": argv if argv is not None else sys.argv[1:], "warmup_s": warm, "timed_env": timed_env}
         try:
             import torch
 

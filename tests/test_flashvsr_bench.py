@@ -207,6 +207,12 @@ def test_multigpu_batch_log_gives_steady_rate_and_fixed_cost(tmp_path: Path) -> 
     assert s["first_extra_s"] == pytest.approx(9.0)  # rank 0: 19 - 10; rank 1: 20 - 12
     log.write_text("[rank 0] v0.mp4 -> v0.mp4: 600 frames in 19.0s\n")
     assert mod.batch_steady(log) == {"steady_fps": None, "first_extra_s": None}
+    assert mod.parse_env(["TORCHINDUCTOR_COMPILE_THREADS=1", "X=a=b"]) == {
+        "TORCHINDUCTOR_COMPILE_THREADS": "1",
+        "X": "a=b",
+    }
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        mod.parse_env(["JUSTANAME"])
 
 
 def test_block_counter_counts_the_lists_path_once() -> None:

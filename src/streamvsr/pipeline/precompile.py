@@ -110,6 +110,12 @@ def _device_name(leaves: list[Any]) -> str:
     return "cpu"
 
 
+def _reason(e: Exception) -> str:
+    """An exception in one line: its type and its message's first line."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {first}"
+
+
 _LOADED: dict[Path, Any] = {}  # file -> its function, loaded or traced in this process (shared by owners)
 _FAILED: dict[Path, str] = {}  # file -> why its capture failed in this process (not tried again: a trace each time)
 _JITS: dict[tuple, Any] = {}  # (function, compile options) -> the in-memory fallback (shared by owners)
@@ -223,11 +229,11 @@ class DiskCompiled:
                     return fn
                 self.events.append("stale: its guards fail")
             except Exception as e:  # noqa: BLE001 - a file from another build or a torn write: trace again
-                self.events.append(f"unloadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                self.events.append(f"unloadable: {_reason(e)}")
         try:
             fn = self._capture(args)
         except Exception as e:  # noqa: BLE001 - no aot_compile in this PyTorch, a graph break, a backend without it
-            _FAILED[path] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            _FAILED[path] = _reason(e)
             with contextlib.suppress(OSError):  # a capture costs a trace and a compile: later processes skip it
                 path.parent.mkdir(parents=True, exist_ok=True)
                 failed.write_text(_FAILED[path] + "\n")
