@@ -117,7 +117,9 @@ def test_fallbacks_compile_in_memory(cache: Path, monkeypatch: pytest.MonkeyPatc
     assert off.events == ["jit: disk cache off"] and not list(cache.iterdir())
 
 
-def test_a_broken_file_is_traced_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_that_does_not_load_is_not_captured_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved graph that does not load (here: torn) is marked failed: this and later processes compile in memory
+    at once instead of capturing (and failing to load) again."""
     x, mem = _inputs()
     n0, n1 = _Net(0), _Net(0)
     with torch.inference_mode():
@@ -127,7 +129,12 @@ def test_a_broken_file_is_traced_again(cache: Path, monkeypatch: pytest.MonkeyPa
         _fresh_process(monkeypatch)
         b = DiskCompiled(_Net.step, n1, "net", KW)
         torch.testing.assert_close(b(x, mem), n1.step(x, mem))
-    assert [e.split(":")[0] for e in b.events] == ["unloadable", "save"] and path.stat().st_size > 100
+        _fresh_process(monkeypatch)
+        monkeypatch.setattr(DiskCompiled, "_capture", lambda self, *a: pytest.fail("captured again"))
+        c = DiskCompiled(_Net.step, n1, "net", KW)
+        torch.testing.assert_close(c(x, mem), n1.step(x, mem))
+    assert len(b.events) == 1 and b.events[0].startswith("jit: saved but does not load: ")
+    assert c.events == b.events and path.with_suffix(".failed").is_file()
 
 
 class _Breaks(_Net):

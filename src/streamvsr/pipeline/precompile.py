@@ -16,8 +16,8 @@ serves every owner with the same key (the 30 DiT blocks share one).
 
 Where the capture is not possible (an older PyTorch, a graph break, a graph that cannot be serialised, a backend
 that cannot be saved, CUDA graphs), the function is compiled in memory as ``torch.compile`` always compiles it, and
-a failed capture leaves a ``.failed`` file beside where its graph would be, so that later processes do not try
-again; :attr:`DiskCompiled.events` says which happened.
+a failed capture (or a saved graph that does not load) leaves a ``.failed`` file beside where its graph would be,
+so that later processes do not try again; :attr:`DiskCompiled.events` says which happened.
 
 The files live in ``$STREAMVSR_COMPILE_CACHE``, or else in Inductor's cache folder
 (``TORCHINDUCTOR_CACHE_DIR``, by default under the system's temporary folder), sub-folder ``streamvsr_precompiled``.
@@ -141,8 +141,9 @@ class DiskCompiled:
 
     ``tag`` names the files (e.g. "tcdecoder"). ``events`` lists, per graph, "load" (from its file), "shared" (loaded
     or traced in this process for another owner), "save" (traced and saved), "unsaved: <reason>" (traced, not
-    saved) or "jit: <reason>" (the in-memory fallback); a file that was there but could not serve adds
-    "unloadable: <reason>" or "stale: <reason>" before the "save" of its new trace.
+    saved) or "jit: <reason>" (the in-memory fallback; a file that does not load gives "jit: saved but does not
+    load: <reason>"); a file whose guards fail for this owner adds "stale: <reason>" before the "save" of its new
+    trace.
     """
 
     def __init__(self, func: Callable, owner: torch.nn.Module, tag: str, compile_kw: dict) -> None:
@@ -201,6 +202,16 @@ class DiskCompiled:
             compiled = torch.compile(self.func, fullgraph=True, **self.compile_kw)
         return compiled.aot_compile(((self.owner, *args), {}))
 
+    @staticmethod
+    def _mark_failed(path: Path, reason: str) -> str:
+        """Record that ``path``'s graph cannot be captured or loaded, here and (a ``.failed`` file) for later
+        processes, which then compile in memory at once: a capture costs a trace and a compile. Returns ``reason``."""
+        _FAILED[path] = reason
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_suffix(".failed").write_text(reason + "\n")
+        return reason
+
     def _prepare(self, args: tuple, leaves: list[Any], key: tuple) -> Any:
         if self.compile_kw.get("mode") == "reduce-overhead":
             return self._fallback("CUDA graphs are not saved")
@@ -228,16 +239,13 @@ class DiskCompiled:
                     _LOADED[path] = fn
                     return fn
                 self.events.append("stale: its guards fail")
-            except Exception as e:  # noqa: BLE001 - a file from another build or a torn write: trace again
-                self.events.append(f"unloadable: {_reason(e)}")
+            except Exception as e:  # noqa: BLE001 - a graph this PyTorch saves but cannot load (the key names the
+                # build, and writes are atomic): capturing it again would fail the same way in every process
+                return self._fallback(self._mark_failed(path, f"saved but does not load: {_reason(e)}"))
         try:
             fn = self._capture(args)
         except Exception as e:  # noqa: BLE001 - no aot_compile in this PyTorch, a graph break, a backend without it
-            _FAILED[path] = _reason(e)
-            with contextlib.suppress(OSError):  # a capture costs a trace and a compile: later processes skip it
-                path.parent.mkdir(parents=True, exist_ok=True)
-                failed.write_text(_FAILED[path] + "\n")
-            return self._fallback(_FAILED[path])
+            return self._fallback(self._mark_failed(path, _reason(e)))
         fn.disable_guard_check()
         _LOADED[path] = fn
         try:
