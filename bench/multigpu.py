@@ -7,6 +7,7 @@ with one short untimed batch run, then times, each under torchrun:
 - segments: one video of LONG_FRAMES frames, a plain `streamvsr upscale` on 1 GPU against
             `upscale --segments auto` on NPROC GPUs.
 
+With `--reuse` a second run in the same WORK folder keeps the first one's test videos and skips the warm-up.
 With `--repeats R` the pair (1 GPU, then NPROC GPUs) runs R times in turn, each compared with its own one-GPU run.
 
 Two figures per run: wall-clock throughput of the whole command (model loading included) and processing
@@ -155,6 +156,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--work", default="/tmp/multigpu")
     p.add_argument("--json", default=None)
     p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep WORK's test videos from an earlier run of the same sizes and skip the warm-up (that run filled "
+        "the caches); earlier outputs are removed",
+    )
+    p.add_argument(
         "--cli-args",
         default="",
         help="extra options for every streamvsr command, e.g. '--compile --encoder-opt preset=veryfast'",
@@ -170,23 +177,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
     timed_env = parse_env(a.timed_env)
     h, w = (int(v) for v in a.in_size.lower().split("x"))
     work = Path(a.work)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "in").mkdir(parents=True)
-    t0 = time.perf_counter()
-    for i in range(a.videos):
-        write_video(work / "in" / f"v{i}.mp4", a.frames, h, w, seed=i)
-    write_video(work / "long.mp4", a.long_frames, h, w, seed=99)
-    (work / "warm").mkdir()
-    for r in range(a.nproc):  # one per rank: every GPU fills its own compile cache
-        write_video(work / "warm" / f"w{r}.mp4", a.warm_frames or a.frames, h, w, seed=7 + r)
-    print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
     model = ["--model", a.model, "--dtype", a.dtype] + (["--weights", a.weights] if a.weights else [])
     model += shlex.split(a.cli_args)
-
-    # Compiled graphs name their device (cuda:0, cuda:1, ...), so a warm-up on one GPU leaves rank 1's cache cold:
-    # on a fresh machine rank 1 then compiled while rank 0 worked (nvidia-smi dmon: the two GPUs took turns).
-    warm = torchrun(a.nproc, ["batch", str(work / "warm"), str(work / "warm_x"), *model], work / "warm.log")
-    print(f"untimed warm-up run on {a.nproc} ranks (fills every GPU's compile cache): {warm:.1f}s", flush=True)
+    warm = None
+    if a.reuse:
+        missing = [str(v) for v in [work / "in" / f"v{i}.mp4" for i in range(a.videos)] + [work / "long.mp4"]
+                   if not v.is_file()]  # fmt: skip
+        if missing:
+            raise SystemExit(f"--reuse: no earlier test videos in {work} ({', '.join(missing[:3])})")
+        for old in [*work.glob("out*"), *work.glob("long[0-9]*.mp4")]:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        print(f"reusing the test videos in {work}; no warm-up", flush=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "in").mkdir(parents=True)
+        t0 = time.perf_counter()
+        for i in range(a.videos):
+            write_video(work / "in" / f"v{i}.mp4", a.frames, h, w, seed=i)
+        write_video(work / "long.mp4", a.long_frames, h, w, seed=99)
+        (work / "warm").mkdir()
+        for r in range(a.nproc):  # one per rank: every GPU fills its own compile cache
+            write_video(work / "warm" / f"w{r}.mp4", a.warm_frames or a.frames, h, w, seed=7 + r)
+        print(f"wrote test videos in {time.perf_counter() - t0:.1f}s", flush=True)
+        # Compiled graphs name their device (cuda:0, cuda:1, ...), so a warm-up on one GPU leaves rank 1's cache
+        # cold: on a fresh machine rank 1 then compiled while rank 0 worked (nvidia-smi dmon: the GPUs took turns).
+        warm = torchrun(a.nproc, ["batch", str(work / "warm"), str(work / "warm_x"), *model], work / "warm.log")
+        print(f"untimed warm-up run on {a.nproc} ranks (fills every GPU's compile cache): {warm:.1f}s", flush=True)
     rows = []
     modes = a.modes.split(",")
     for rep in range(a.repeats):  # 1 GPU, NPROC GPUs, 1 GPU, ...: the order's effect shows across repeats

@@ -213,6 +213,8 @@ def test_multigpu_batch_log_gives_steady_rate_and_fixed_cost(tmp_path: Path) -> 
     }
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         mod.parse_env(["JUSTANAME"])
+    with pytest.raises(SystemExit, match="--reuse: no earlier test videos"):  # before any run starts
+        mod.main(["--reuse", "--work", str(tmp_path / "none"), "--model", "bicubic", "--videos", "1"])
 
 
 def test_block_counter_counts_the_lists_path_once() -> None:

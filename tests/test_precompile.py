@@ -179,10 +179,18 @@ def test_pickles_as_a_placeholder(cache: Path) -> None:
 )
 def test_compiled_upscaler_loads_every_graph(cache: Path, monkeypatch: pytest.MonkeyPatch, device: str) -> None:
     """The tiny upscaler compiled (DiT blocks, TCDecoder, LQ projector): a second 'process' loads every graph
-    (the blocks share theirs), traces none, and streams the same frames bit for bit; both match eager."""
+    (the blocks share theirs), traces none, and streams the same frames bit for bit; both match eager.
+
+    float32 on both devices, TF32 off: the tiny random model is chaotic in bf16, where an input changed by 1e-3
+    moved 1% of the output values by up to 0.5 in eager mode alone (CPU; the GPU run of this test in bf16 failed
+    its eager comparison the same way, whichever single part was compiled), so bf16 could not tell a wrong graph
+    from rounding."""
+    if device == "cuda":
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
 
     def run() -> tuple[torch.Tensor, FlashVSRUpscaler]:
-        up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0, device=device)
+        up = FlashVSRUpscaler.from_config(SIZES["tiny"], init_seed=0, device=device, dtype=torch.float32)
         dec = up.decoder  # the GPU path's decoder ops (their CPU references), as the CUDA pipeline switches them on
         dec.fused_conv_relu = dec.fused_memblocks = dec.out_by_taps = dec.subpixel_upsample = True
         x = torch.rand(33, 3, 32, 32, generator=torch.Generator().manual_seed(4)).to(device)
@@ -193,7 +201,7 @@ def test_compiled_upscaler_loads_every_graph(cache: Path, monkeypatch: pytest.Mo
             for _ in range(2):  # the decoder's first pass runs in its graph from the second stream on
                 up.reset()
                 out = torch.cat([up.push(x), up.flush()])
-        tol = 1e-4 if device == "cpu" else 3e-2  # bf16 on the GPU: compiled and eager round differently
+        tol = 1e-4 if device == "cpu" else 1e-3  # the GPU's fused kernels sum in another order
         torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
         return out, up
 
