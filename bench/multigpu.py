@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model += shlex.split(a.cli_args)
     warm = None
     if a.reuse:
-        missing = [str(v) for v in [work / "in" / f"v{i}.mp4" for i in range(a.videos)] + [work / "long.mp4"]
-                   if not v.is_file()]  # fmt: skip
+        videos = [work / "in" / f"v{i}.mp4" for i in range(a.videos)] + [work / "long.mp4"]
+        missing = [str(v) for v in videos if not v.is_file()]
         if missing:
             raise SystemExit(f"--reuse: no earlier test videos in {work} ({', '.join(missing[:3])})")
         for old in [*work.glob("out*"), *work.glob("long[0-9]*.mp4")]:

@@ -219,3 +219,46 @@ def test_compiled_upscaler_loads_every_graph(cache: Path, monkeypatch: pytest.Mo
     assert events(up2) == {"load", "shared"}
     assert counters["stats"]["unique_graphs"] == 0
     torch.testing.assert_close(second, first, rtol=0, atol=0)
+
+
+def test_flex_attention_kept_on_disk(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FlexAttention through the pipeline's hook (a function of the block lists): the first 'process' traces and
+    saves, a second loads without a trace; both give the built-in compiled kernel's output. Two key lengths, two
+    files. (The CPU's compiled FlexAttention has no ``return_lse``.)"""
+    from streamvsr.models.flashvsr import attention as A
+    from streamvsr.pipeline.flashvsr import keep_flex_on_disk
+
+    monkeypatch.setattr(A, "_FLEX_COMPILER", None)
+    monkeypatch.setattr(A, "_FLEX_RUNNERS", {})
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(1, 2, 256, 32, generator=g)
+    kv = [(torch.randn(1, 2, n, 32, generator=g), torch.randn(1, 2, n, 32, generator=g)) for n in (256, 384)]
+    masks = [
+        torch.tensor([[[True, False], [True, True]], [[False, True], [True, False]]])[None],  # (1, 2, 2, 2)
+        torch.tensor([[[True, False, True], [False, True, True]], [[True, True, False], [False, False, True]]])[None],
+    ]
+
+    def attend() -> list[torch.Tensor]:
+        return [
+            A.flex_block_attention(q, k, v, None, compiled=True, lists=A.block_lists(bm))
+            for (k, v), bm in zip(kv, masks, strict=True)
+        ]
+
+    with torch.inference_mode():
+        ref = attend()  # the built-in compile (a BlockMask argument)
+        keep_flex_on_disk(True)
+        first = attend()
+        (run,) = A._FLEX_RUNNERS.values()
+        assert run.events == ["save", "save"]
+        _fresh_process(monkeypatch)
+        monkeypatch.setattr(A, "_FLEX_RUNNERS", {})
+        second = attend()
+        (run,) = A._FLEX_RUNNERS.values()
+        assert run.events == ["load", "load"]
+        assert counters["stats"]["unique_graphs"] == 0  # nothing traced
+    for x, y, z in zip(ref, first, second, strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(z, y, rtol=0, atol=0)
+    assert len(list(cache.glob("flex-*.bin"))) == 2
+    keep_flex_on_disk(False)
+    assert A.get_flex_compiler() is None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from streamvsr.models.flashvsr.attention import (
     SharedKVCache,
     get_flex_options,
     resolve_backend,
+    set_flex_compiler,
     set_flex_options,
 )
 from streamvsr.models.flashvsr.config import AttentionConfig, FlashVSRConfig
@@ -222,7 +224,41 @@ def _compiled_method(owner: torch.nn.Module, name: str, tag: str, mode: str | No
     return DiskCompiled(func, owner, tag, kw)
 
 
-def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor") -> Compiled:
+def _flex_load_context() -> contextlib.AbstractContextManager:
+    """A saved FlexAttention graph's guards ask for a tracing context while they load (PyTorch 2.13, CPU;
+    docs/runs/2026-11-27n/flex_aot.py)."""
+    from torch._guards import TracingContext, tracing
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return tracing(TracingContext(FakeTensorMode()))
+
+
+def _flex_compiler(module: torch.nn.Module) -> Callable:
+    """The hook of :func:`~streamvsr.models.flashvsr.attention.set_flex_compiler`: a FlexLists compiled with its
+    graphs kept on disk, files named "flex"."""
+    _, mode = get_flex_options()
+    kw = {"dynamic": False} | ({"mode": mode} if mode else {})
+    return DiskCompiled(type(module).forward, module, "flex", kw, load_context=_flex_load_context)
+
+
+def flex_on_disk_default() -> bool:
+    """Whether :func:`compile_dit` keeps FlexAttention's compiled graphs on disk: ``STREAMVSR_PRECOMPILE_FLEX=1``.
+    Off by default until it has been measured on a GPU (it saves and loads on the CPU, PyTorch 2.13)."""
+    return os.environ.get("STREAMVSR_PRECOMPILE_FLEX", "").lower() in ("1", "on", "yes", "true")
+
+
+def keep_flex_on_disk(on: bool = True) -> None:
+    """Compile the DiT's FlexAttention (inference calls) through :class:`DiskCompiled`, as a function of the block
+    lists (:class:`~streamvsr.models.flashvsr.attention.FlexLists`), so that a later process loads its graphs
+    instead of tracing them (about 4.7 s of a process's start under py-spy on an H100 host; docs/performance.md,
+    session of 2026-11-28). ``on=False`` restores the built-in in-memory compile. Process-wide, as FlexAttention's
+    compile is."""
+    set_flex_compiler(_flex_compiler if on else None)
+
+
+def compile_dit(
+    dit: WanDiT, mode: str | None = None, backend: str = "inductor", flex_on_disk: bool | None = None
+) -> Compiled:
     """torch.compile every DiT block's ``pre`` and ``post`` in place (``dynamic=False``).
 
     ``pre`` = modulated LayerNorm, q/k/v projections, RMSNorm, RoPE; ``post`` = output projection, residuals,
@@ -231,7 +267,11 @@ def compile_dit(dit: WanDiT, mode: str | None = None, backend: str = "inductor")
     blocks share one graph per function and input shape (the first call of a stream and the steady calls:
     four graphs in all). Measured on an H100 (random official-size weights): 26.2 -> 35.3 FPS at 768x1408
     (docs/performance.md). Returns a handle whose ``undo()`` restores the eager blocks.
+
+    ``flex_on_disk``: also :func:`keep_flex_on_disk` (None: :func:`flex_on_disk_default`).
     """
+    if flex_on_disk if flex_on_disk is not None else flex_on_disk_default():
+        keep_flex_on_disk(True)
     kw = _compile_kw(mode, backend, len(dit.blocks))
     patched: list[tuple[torch.nn.Module, str]] = []
     for block in dit.blocks:

@@ -146,11 +146,19 @@ class DiskCompiled:
     trace.
     """
 
-    def __init__(self, func: Callable, owner: torch.nn.Module, tag: str, compile_kw: dict) -> None:
+    def __init__(
+        self,
+        func: Callable,
+        owner: torch.nn.Module,
+        tag: str,
+        compile_kw: dict,
+        load_context: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> None:
         self.func = func
         self.owner = owner
         self.tag = tag
         self.compile_kw = dict(compile_kw)
+        self.load_context = load_context  # a context the load runs in (FlexAttention's needs a tracing context)
         self.entries: dict[tuple, Any] = {}
         self.events: list[str] = []
 
@@ -231,7 +239,7 @@ class DiskCompiled:
             return fn
         if fn is None and path.is_file():
             try:
-                with path.open("rb") as fh:
+                with path.open("rb") as fh, self.load_context() if self.load_context else contextlib.nullcontext():
                     fn = torch.compiler.load_compiled_function(fh)
                 fn.disable_guard_check()  # checked by __call__ before each call
                 if fn.guard_check(self.owner, *args):

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from streamvsr.models.flashvsr.config import AttentionConfig
 
@@ -568,6 +570,7 @@ def set_flex_options(kernel_options: dict | None = None, mode: str | None = None
     _FLEX_OPTIONS = dict(kernel_options) if kernel_options else None
     _FLEX_MODE = mode
     _FLEX_COMPILED = None
+    _FLEX_RUNNERS.clear()
 
 
 def get_flex_options() -> tuple[dict | None, str | None]:
@@ -587,6 +590,70 @@ def _admit_flex_graph(signature: tuple) -> None:
     _FLEX_GRAPHS.add(signature)
     cfg = torch._dynamo.config
     cfg.recompile_limit = max(cfg.recompile_limit, len(_FLEX_GRAPHS) + 8)
+
+
+class FlexLists(nn.Module):
+    """FlexAttention over block lists as one function of plain tensors, the BlockMask built inside it: the form a
+    compiler hook (:func:`set_flex_compiler`) compiles. A compiled graph with a BlockMask argument can be saved but
+    not loaded again (PyTorch 2.13; docs/performance.md, fourteenth session of 2026-11-27); one of the lists can.
+
+    ``kernel_options``: FlexAttention's kernel options as sorted (name, value) pairs (a plain attribute, part of
+    what identifies the compiled function)."""
+
+    def __init__(self, block: int, return_lse: bool, kernel_options: tuple = ()) -> None:
+        super().__init__()
+        self.block = block
+        self.return_lse = return_lse
+        self.kernel_options = tuple(kernel_options)
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num: torch.Tensor, idx: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """q (B, H, Lq, d), k and v (B, H, Lk, d); num (B, H, Nq) and idx (B, H, Nq, Nk) int32 (:func:`block_lists`)."""
+        from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+        bmask = BlockMask.from_kv_blocks(
+            torch.zeros_like(num),
+            torch.zeros_like(idx),
+            num,
+            idx,
+            BLOCK_SIZE=self.block,
+            seq_lengths=(q.shape[2], k.shape[2]),
+            compute_q_blocks=False,  # inference only: the hook is not used where gradients are needed
+        )
+        opts: dict = {"kernel_options": dict(self.kernel_options)} if self.kernel_options else {}
+        if self.return_lse:
+            opts["return_lse"] = True
+        return flex_attention(q, k, v, block_mask=bmask, **opts)
+
+
+_FLEX_COMPILER: Callable[[nn.Module], Callable] | None = None  # see set_flex_compiler
+_FLEX_RUNNERS: dict[tuple, Callable] = {}  # (block, lse, options, mode) -> the hook's compiled FlexLists
+
+
+def set_flex_compiler(compiler: Callable[[nn.Module], Callable] | None) -> None:
+    """A hook for the compiled FlexAttention of inference calls: ``compiler(module)`` gets a :class:`FlexLists` and
+    returns a callable that runs its ``forward`` compiled (with :func:`get_flex_options`'s mode), e.g. one whose
+    graphs are kept on disk (the pipeline's). None (the default) restores the built-in ``torch.compile`` of
+    ``flex_attention``. Calls that need gradients always take the built-in one."""
+    global _FLEX_COMPILER
+    _FLEX_COMPILER = compiler
+    _FLEX_RUNNERS.clear()
+
+
+def get_flex_compiler() -> Callable[[nn.Module], Callable] | None:
+    """The hook of :func:`set_flex_compiler` (None: the built-in compile)."""
+    return _FLEX_COMPILER
+
+
+def _flex_runner(block: int, return_lse: bool) -> Callable:
+    """The hook's compiled FlexLists for these settings and the current kernel options (made once)."""
+    opts = tuple(sorted(_FLEX_OPTIONS.items())) if _FLEX_OPTIONS else ()
+    key = (block, return_lse, opts, _FLEX_MODE)
+    run = _FLEX_RUNNERS.get(key)
+    if run is None:
+        run = _FLEX_RUNNERS[key] = _FLEX_COMPILER(FlexLists(block, return_lse, opts))
+    return run
 
 
 def _flex_fn(compiled: bool):
@@ -630,6 +697,12 @@ def flex_block_attention(
     else:
         bm = block_mask.contiguous()
         num, idx = block_lists(bm)  # (B, H, Nq), (B, H, Nq, Nk): selected first
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if compiled and _FLEX_COMPILER is not None and not needs_grad:
+        _admit_flex_graph((q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, return_lse))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*return_lse is deprecated.*")
+            return _flex_runner(block, return_lse)(q, k, v, num, idx)
     zeros_num = torch.zeros_like(num)
     zeros_idx = torch.zeros_like(idx)
 
@@ -642,7 +715,6 @@ def flex_block_attention(
     else:  # the compiled kernel takes every listed block as a full block; a mask_mod costs shared memory
         _admit_flex_graph((q.shape, q.stride(), k.shape, k.stride(), v.stride(), q.dtype, return_lse))
 
-    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     bmask = BlockMask.from_kv_blocks(
         zeros_num,
         zeros_idx,
