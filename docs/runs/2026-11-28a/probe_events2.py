@@ -31,6 +31,8 @@ for w in (up.decoder.__dict__["_run"], up.lq_proj.__dict__["_steady"]):
     parts += [c.cell_contents for c in w.__closure__ if isinstance(c.cell_contents, DiskCompiled)]
 parts += [r for r in A._FLEX_RUNNERS.values() if isinstance(r, DiskCompiled)]
 ev = collections.Counter((p.tag, e) for p in parts for e in p.events)
-print(f"import+load {t1 - t0:.2f}s  first chunk {t2 - t1:.2f}s  rest {t3 - t2:.2f}s  flex hook {A.get_flex_compiler() is not None}")
+print(
+    f"import+load {t1 - t0:.2f}s  first chunk {t2 - t1:.2f}s  rest {t3 - t2:.2f}s  flex hook {A.get_flex_compiler() is not None}"
+)
 for k, v in sorted(ev.items()):
     print(v, *k)
