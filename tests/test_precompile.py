@@ -260,5 +260,9 @@ def test_flex_attention_kept_on_disk(cache: Path, monkeypatch: pytest.MonkeyPatc
         torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(z, y, rtol=0, atol=0)
     assert len(list(cache.glob("flex-*.bin"))) == 2
+    for name in ("_FLEX_OPTIONS", "_FLEX_MODE", "_FLEX_COMPILED"):
+        monkeypatch.setattr(A, name, getattr(A, name))
+    A.set_flex_options({"BLOCK_M": 64})  # new options: the runners are made again, with them
+    assert not A._FLEX_RUNNERS
     keep_flex_on_disk(False)
     assert A.get_flex_compiler() is None

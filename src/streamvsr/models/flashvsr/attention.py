@@ -628,7 +628,7 @@ class FlexLists(nn.Module):
 
 
 _FLEX_COMPILER: Callable[[nn.Module], Callable] | None = None  # see set_flex_compiler
-_FLEX_RUNNERS: dict[tuple, Callable] = {}  # (block, lse, options, mode) -> the hook's compiled FlexLists
+_FLEX_RUNNERS: dict[tuple, Callable] = {}  # (block, lse) -> the hook's compiled FlexLists (emptied by the setters)
 
 
 def set_flex_compiler(compiler: Callable[[nn.Module], Callable] | None) -> None:
@@ -647,12 +647,12 @@ def get_flex_compiler() -> Callable[[nn.Module], Callable] | None:
 
 
 def _flex_runner(block: int, return_lse: bool) -> Callable:
-    """The hook's compiled FlexLists for these settings and the current kernel options (made once)."""
-    opts = tuple(sorted(_FLEX_OPTIONS.items())) if _FLEX_OPTIONS else ()
-    key = (block, return_lse, opts, _FLEX_MODE)
-    run = _FLEX_RUNNERS.get(key)
+    """The hook's compiled FlexLists for these settings and the current kernel options (made once: the options
+    and the hook can only change through set_flex_options and set_flex_compiler, which empty the table)."""
+    run = _FLEX_RUNNERS.get((block, return_lse))
     if run is None:
-        run = _FLEX_RUNNERS[key] = _FLEX_COMPILER(FlexLists(block, return_lse, opts))
+        opts = tuple(sorted(_FLEX_OPTIONS.items())) if _FLEX_OPTIONS else ()
+        run = _FLEX_RUNNERS[(block, return_lse)] = _FLEX_COMPILER(FlexLists(block, return_lse, opts))
     return run
 
 
